@@ -14,6 +14,7 @@ trap '"$lab" down >/dev/null 2>&1 || true' EXIT
 eval "$("$lab" up | grep -E '^(SLUICE|PEER)_ADDR=')"
 field() { /usr/bin/python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(d['$1'] if d['match'] else 'MISMATCH')"; }
 tap=$("$lab" exec /usr/bin/python3 "$client" bulk "$SLUICE_ADDR" 7 "$bytes" --max-seconds 300 | field mbytes_per_s)
+"$lab" exec ip link set lo up
 "$lab" exec /usr/bin/python3 "$client" echo-server 7007 --max-seconds 300 &
 srv=$!
 sleep 1
