@@ -39,6 +39,9 @@ struct net_l3_stats {
 	uint64_t icmp_rx_echo, icmp_tx_echo_reply, icmp_tx_unreach;
 	uint64_t icmp_rx_unreach, icmp_bad, icmp_rate_limited;
 	uint64_t tx_alloc_fail;
+	/* added by the L3 work (appended, nothing renamed) */
+	uint64_t icmp_rx_ignored;  /* echo replies, unknown types, foreign quotes */
+	uint64_t ip_tx_bad_len;    /* ipv4_send asked to exceed MTU/buffer */
 };
 
 struct net_stack {
