@@ -8,8 +8,9 @@
  * Connection lifecycle:
  *   alloc (SYN_RECV / SYN_SENT) -> ... -> tcp_conn_finish (protocol over:
  *   unhashed, timers off, state CLOSED, TCP_CF_DONE) -> if the app never saw
- *   the handle, freed at once; otherwise NET_EV_CLOSED is queued (once the
- *   app closed it or drained the receive ring) and the slot is freed when
+ *   the handle, freed at once; otherwise NET_EV_CLOSED is queued (at once
+ *   after an error or once the app has called net_close; an orderly end
+ *   keeps the handle until net_close) and the slot is freed when
  *   net_events hands that event out. Handles carry a generation so a stale
  *   handle never reaches a reused slot.
  * Output and event lists are intrusive FIFOs; a slot freed while still
@@ -184,7 +185,7 @@ struct tcp_conn *tcp_conn_alloc(struct net_stack *s)
 	c->flags = keep | TCP_CF_USED;
 	c->out_next = out_next;
 	c->ev_next = ev_next;
-	c->gen = gen;
+	c->gen = (uint16_t)((gen + 1) & TCP_GEN_MASK);
 	c->hnext = c->t_next = c->t_prev = TCP_NIL;
 	c->listener = UINT16_MAX;
 	return c;
@@ -206,7 +207,8 @@ void tcp_conn_free(struct net_stack *s, struct tcp_conn *c)
 	c->state = TCPS_CLOSED;
 	c->ev_pending = 0;
 	c->user = NULL;
-	c->gen = (uint16_t)((c->gen + 1) & TCP_GEN_MASK);
+	/* gen is bumped at the next alloc: until then the old handle reads
+	 * as a closed socket (tcp_sock.c), afterwards it is stale */
 	c->hnext = t->free_head;
 	t->free_head = tcp_conn_idx(t, c);
 	t->n_free++;
@@ -244,9 +246,10 @@ void tcp_conn_finish(struct net_stack *s, struct tcp_conn *c, int err)
 	}
 	if (err != 0)
 		c->rcv_len = 0; /* a reset connection's unread data is gone */
-	if ((c->flags & TCP_CF_APP_CLOSED) || c->rcv_len == 0)
+	if ((c->flags & TCP_CF_APP_CLOSED) || err != 0)
 		tcp_ev_post(s, c, NET_EV_CLOSED);
-	/* else: CLOSED follows once the app has read the rest (tcp_sock.c) */
+	/* else: an orderly end keeps the handle (unread data, end of stream)
+	 * until the app calls net_close, which posts CLOSED(0) */
 }
 
 /* tcp_ev_post - add events to a socket and queue it on the ready list */

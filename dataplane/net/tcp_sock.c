@@ -8,12 +8,17 @@
  *
  * Events: each socket has a pending NET_EV_* mask and sits at most once
  * on an intrusive FIFO ready list, so the queue is bounded by the pool.
- * NET_EV_CLOSED is delivered exactly once per handle: when the connection
- * ends (reset, timeout, abort: error set; orderly end: 0) and, for an
- * orderly end, only after the app has read all received data or closed
- * the socket. After net_close the app gets only that final event, which
- * arrives when the connection has finished (FIN acknowledged, TIME_WAIT
- * entered, or reset/timeout) and carries the socket's user pointer.
+ * NET_EV_CLOSED is delivered exactly once per handle: at once when the
+ * connection dies (reset, timeout, ICMP while connecting, abort: error
+ * set; unread data is discarded). An orderly end (both FINs exchanged)
+ * does not end the handle: the app can still read what is left and see
+ * end of stream (0), sends fail with -NET_EPIPE; the app calls net_close.
+ * After net_close the app gets only the final CLOSED, which arrives when
+ * the connection has finished (our FIN acknowledged or TIME_WAIT entered:
+ * 0; reset/timeout: the error) and carries the socket's user pointer.
+ * After an error CLOSED has been taken, and until the slot is reused, the
+ * old handle reads as the dead socket: net_recv/net_recv_peek return the
+ * error, everything else -NET_EINVAL.
  *
  * Data: net_send copies into the send ring, segments leave at the next
  * tcp_flush; net_recv / net_recv_peek+consume read the receive ring, and
@@ -66,8 +71,12 @@ unsigned net_events(struct net_stack *s, struct net_event *ev, unsigned max)
 		e->user = c->user;
 		e->lport = c->lport;
 		c->ev_pending = 0;
-		if (e->events & NET_EV_CLOSED)
+		if (e->events & NET_EV_CLOSED) {
+			bool read_ok = !(c->flags & TCP_CF_APP_CLOSED);
 			tcp_conn_free(s, c);
+			if (read_ok)
+				c->flags |= TCP_CF_DONE_EV;
+		}
 	}
 	return n;
 }
@@ -146,12 +155,7 @@ static void tcp_sock_consumed(struct net_stack *s, struct tcp_conn *c,
 	if (c->rcv_head >= s->cfg.rcvbuf)
 		c->rcv_head -= s->cfg.rcvbuf;
 	c->rcv_len -= n;
-	if (c->flags & TCP_CF_DONE) {
-		if (c->rcv_len == 0)
-			tcp_ev_post(s, c, NET_EV_CLOSED);
-		return;
-	}
-	if (!(c->flags & TCP_CF_PEER_FIN) && n) {
+	if (!(c->flags & (TCP_CF_PEER_FIN | TCP_CF_DONE)) && n) {
 		uint32_t edge = c->rcv_nxt + tcp_rcv_space(s, c);
 		uint32_t thresh = s->cfg.rcvbuf / 2;
 		if (thresh > c->mss)
@@ -179,6 +183,23 @@ static ssize_t tcp_sock_readable(const struct tcp_conn *c)
 	return -NET_EAGAIN;
 }
 
+/* tcp_sock_closed_read - read on a handle whose CLOSED was delivered and
+ * whose slot is still free: end of stream (or the error); else EINVAL */
+static ssize_t tcp_sock_closed_read(const struct net_stack *s, net_sock_t h)
+{
+	const struct tcp_state *t = s ? s->tcp : NULL;
+	const struct tcp_conn *c;
+	uint32_t idx = h & 0xfffffu;
+
+	if (t == NULL || idx >= t->nconns)
+		return -NET_EINVAL;
+	c = &t->conns[idx];
+	if ((c->flags & TCP_CF_USED) || c->gen != (h >> 20) ||
+	    !(c->flags & TCP_CF_DONE_EV))
+		return -NET_EINVAL;
+	return c->ev_error ? -c->ev_error : 0;
+}
+
 /* net_recv - copy out up to len bytes (0 = end of stream) */
 ssize_t net_recv(struct net_stack *s, net_sock_t sock, void *buf, size_t len)
 {
@@ -186,7 +207,9 @@ ssize_t net_recv(struct net_stack *s, net_sock_t sock, void *buf, size_t len)
 	uint32_t n, first, sz;
 	ssize_t r;
 
-	if (c == NULL || (buf == NULL && len))
+	if (c == NULL)
+		return tcp_sock_closed_read(s, sock);
+	if (buf == NULL && len)
 		return -NET_EINVAL;
 	r = tcp_sock_readable(c);
 	if (r <= 0)
@@ -211,8 +234,10 @@ ssize_t net_recv_peek(struct net_stack *s, net_sock_t sock,
 	uint32_t first, sz;
 	ssize_t r;
 
-	if (c == NULL || iov == NULL)
+	if (iov == NULL)
 		return -NET_EINVAL;
+	if (c == NULL)
+		return tcp_sock_closed_read(s, sock);
 	iov[0].base = iov[1].base = NULL;
 	iov[0].len = iov[1].len = 0;
 	r = tcp_sock_readable(c);
@@ -356,13 +381,14 @@ int net_sockinfo(const struct net_stack *s, net_sock_t sock,
 	return 0;
 }
 
-/* net_state_name - RFC 9293 name of an enum tcp_st value */
+/* net_state_name - name of an enum tcp_st value (RFC 9293 states,
+ * identifier spelling as in the enum: FIN_WAIT1, SYN_RECV, ...) */
 const char *net_state_name(int state)
 {
 	static const char *const names[TCPS_NSTATES] = {
-		"CLOSED", "LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED",
-		"FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK",
-		"TIME-WAIT",
+		"CLOSED", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED",
+		"FIN_WAIT1", "FIN_WAIT2", "CLOSE_WAIT", "CLOSING", "LAST_ACK",
+		"TIME_WAIT",
 	};
 
 	if (state < 0 || state >= TCPS_NSTATES)

@@ -92,6 +92,8 @@ enum tcp_st {
 #define TCP_CF_RXT_UNA     0x01000000u /* NewReno: resend at snd_una */
 #define TCP_CF_FORCE_PROBE 0x02000000u /* persist: send 1 probe byte */
 #define TCP_CF_COOKIE      0x04000000u /* created from a SYN cookie */
+#define TCP_CF_DONE_EV     0x08000000u /* free slot: CLOSED was taken, the
+					  old handle still reads as EOF */
 
 #define TCP_OOO_MAX 8      /* out-of-order ranges kept per connection */
 #define TCP_SACK_MAX 8     /* scoreboard ranges kept per connection */
