@@ -366,6 +366,8 @@ static bool tcp_state_ack(struct net_stack *s, struct tcp_conn *c,
 		tcp_state_challenge_ack(s, c); /* RFC 5961 5.2 */
 		return false;
 	}
+	if (c->flags & TCP_CF_PERSIST)
+		c->probes = 0; /* the peer answers: keep probing (3.8.6.1) */
 	dup = g->ack == c->snd_una && g->len == 0 &&
 	      !(g->flags & (TCP_SYN | TCP_FIN)) && wnd == c->snd_wnd &&
 	      c->snd_max != c->snd_una && c->snd_wnd != 0;
