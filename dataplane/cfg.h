@@ -1,0 +1,93 @@
+/*
+ * cfg.h - sluice.conf: the site configuration of one sluiced.
+ *
+ * Read with rte_cfgfile (through cfgval.h); every value is validated and
+ * unknown sections or keys are errors. Sections and keys:
+ *
+ *   [sluice]    nic_profile (name in profile_dir, or a path; default tap),
+ *               profile_dir (relative: to the config file's directory)
+ *   [eal]       file_prefix, huge = auto|yes|no, memory_mb, socket_mem,
+ *               log_level, telemetry
+ *   [lcores]    main (control role), io (list, e.g. "1" or "1-3,5")
+ *   [interface] address = A.B.C.D/prefix (required), gateway, mac
+ *   [pools]     per io lcore: max_conns, rcvbuf, sndbuf, syn_backlog,
+ *               conn_low_water, timewait_max, arp_entries, arp_pending,
+ *               max_listeners, mbufs (overrides the profile's pool size)
+ *   [tcp]       msl_ms, fin_wait2_ms, delack_ms, rto_min_ms, rto_max_ms,
+ *               rto_init_ms, syn_retries, data_retries, arp_timeout_ms
+ *   [services]  echo (TCP port 7), discard (TCP port 9)
+ *   [reactor]   idle_spins, idle_sleep_us_max
+ *   [control]   stats_interval_s
+ *
+ * [pools] and [tcp] values absent from the file keep the stack's defaults
+ * (net_config_defaults); cfg_net_apply writes only the ones present.
+ * docs/operations.md is the reference; keep it in step with this file.
+ */
+#ifndef SLUICE_CFG_H
+#define SLUICE_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+
+#define CFG_MAX_IO 64
+#define CFG_MAX_LCORE 1023
+#define CFG_NET_OPTS 19
+
+enum cfg_huge { CFG_HUGE_AUTO = 0, CFG_HUGE_YES = 1, CFG_HUGE_NO = 2 };
+
+struct cfg {
+	char path[256];
+
+	char nic_profile[256];
+	char profile_dir[256];
+	char profile_path[512];   /* resolved from the two above */
+
+	char file_prefix[64];
+	enum cfg_huge huge;
+	unsigned memory_mb;       /* EAL -m; 0 = EAL default */
+	char socket_mem[64];      /* EAL --socket-mem; "" = none */
+	char log_level[64];       /* EAL --log-level; "" = none */
+	bool telemetry;
+
+	unsigned main_lcore;
+	unsigned io_lcores[CFG_MAX_IO];
+	unsigned n_io;
+
+	uint32_t ip;              /* host order */
+	uint8_t prefix_len;
+	uint32_t gateway;         /* 0 = none */
+	uint8_t mac[6];
+	bool mac_set;
+
+	unsigned mbufs;           /* 0 = the profile's [mempool] mbufs */
+
+	/* [pools]/[tcp] keys present in the file, applied by cfg_net_apply */
+	bool net_set[CFG_NET_OPTS];
+	uint32_t net_val[CFG_NET_OPTS];
+
+	bool svc_echo, svc_discard;
+
+	unsigned idle_spins;      /* empty loop rounds before sleeping */
+	unsigned idle_sleep_us_max; /* 0 = never sleep (pure busy poll) */
+
+	unsigned stats_interval_s;  /* control role stats log; 0 = off */
+};
+
+/* cfg_load - read and validate path; default_profile_dir is used when the
+ * file has no [sluice] profile_dir. 0, or -1 with the reason in err:
+ *   FILE: [section] key: "value" is not ...        (bad value)
+ *   FILE: [section] key: unknown key (known: ...)  (typo)
+ *   FILE: line N: ...                              (syntax) */
+int cfg_load(const char *path, const char *default_profile_dir,
+	     struct cfg *c, char *err, size_t errlen);
+
+/* cfg_net_apply - fill net_config from the config: address, gateway and
+ * every [pools]/[tcp] value present in the file (others untouched).
+ * 0, or -1 with err when the merged values contradict each other. */
+int cfg_net_apply(const struct cfg *c, struct net_config *nc, char *err,
+		  size_t errlen);
+
+#endif

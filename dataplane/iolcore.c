@@ -1,0 +1,139 @@
+/*
+ * iolcore.c - the io role's pollers and lifetime (see iolcore.h).
+ *
+ * Input: a prepared struct iolcore. Output: a running stack on one queue
+ * pair until stopped. Invariant: only this lcore touches stack, glue and
+ * svc; the snapshot is the one thing other threads read, under snap_lock.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "iolcore.h"
+#include "tsc.h"
+
+/* iolcore_poll_rx - poller: one rx burst into the stack */
+static int iolcore_poll_rx(void *arg, uint64_t now)
+{
+	struct iolcore *l = arg;
+
+	return (int)glue_rx(&l->glue, l->stack, now);
+}
+
+/* iolcore_poll_tx - poller: timers and output, then the tx burst */
+static int iolcore_poll_tx(void *arg, uint64_t now)
+{
+	struct iolcore *l = arg;
+
+	net_poll(l->stack, now);
+	return (int)glue_tx_flush(&l->glue);
+}
+
+/* iolcore_take_snap - copy counters for readers on other threads */
+static void iolcore_take_snap(struct iolcore *l, uint64_t now)
+{
+	rte_spinlock_lock(&l->snap_lock);
+	l->snap.n_net = l->stack ? net_counters(l->stack, l->snap.net,
+						IOLCORE_SNAP_MAX) : 0;
+	l->snap.glue = l->glue.st;
+	memcpy(l->snap.svc, l->svc.st, sizeof(l->snap.svc));
+	l->snap.reactor = l->reactor.st;
+	l->snap.taken_us = now;
+	rte_spinlock_unlock(&l->snap_lock);
+}
+
+/* iolcore_poll_stats - poller: serve a pending snapshot request */
+static int iolcore_poll_stats(void *arg, uint64_t now)
+{
+	struct iolcore *l = arg;
+	uint64_t req = atomic_load_explicit(&l->snap_req, memory_order_acquire);
+
+	if (req != atomic_load_explicit(&l->snap_done, memory_order_relaxed)) {
+		iolcore_take_snap(l, now);
+		atomic_store_explicit(&l->snap_done, req, memory_order_release);
+	}
+	return 0;
+}
+
+/* iolcore_deadline - reactor hook: sleep no longer than the next timer */
+static uint64_t iolcore_deadline(void *arg)
+{
+	struct iolcore *l = arg;
+
+	return net_next_deadline(l->stack);
+}
+
+/* iolcore_fail - publish a start-up failure for main to report */
+static int iolcore_fail(struct iolcore *l, const char *why)
+{
+	snprintf(l->err, sizeof(l->err), "io lcore %u: %s", l->lcore_id, why);
+	atomic_store_explicit(&l->state, IOLCORE_FAILED, memory_order_release);
+	return -1;
+}
+
+int iolcore_main(void *arg)
+{
+	struct iolcore *l = arg;
+	struct net_io io;
+	char err[200];
+
+	/* sleeps of a few microseconds need a tight timer slack */
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+	glue_io(&l->glue, &io);
+	l->stack = net_stack_create(&l->ncfg, &io, tsc_now_us());
+	if (!l->stack)
+		return iolcore_fail(l, "net_stack_create failed (pool sizes in "
+				    "[pools] too large for memory, or an "
+				    "inconsistent [tcp] value)");
+	if (svc_start(&l->svc, l->stack, l->echo, l->discard, err,
+		      sizeof(err)) < 0) {
+		net_stack_destroy(l->stack, tsc_now_us());
+		glue_tx_flush(&l->glue);
+		l->stack = NULL;
+		return iolcore_fail(l, err);
+	}
+	reactor_init(&l->reactor, "io", l->idle_spins, l->idle_sleep_us_max);
+	reactor_add(&l->reactor, "rx", iolcore_poll_rx, l);
+	reactor_add(&l->reactor, "app", svc_poll, &l->svc);
+	reactor_add(&l->reactor, "tx", iolcore_poll_tx, l);
+	reactor_add(&l->reactor, "stats", iolcore_poll_stats, l);
+	reactor_set_deadline(&l->reactor, iolcore_deadline, l);
+	iolcore_take_snap(l, tsc_now_us());
+	atomic_store_explicit(&l->state, IOLCORE_RUNNING, memory_order_release);
+
+	reactor_run(&l->reactor);
+
+	/* stop: RST every live connection, send those RSTs, last counters */
+	iolcore_take_snap(l, tsc_now_us());
+	net_stack_destroy(l->stack, tsc_now_us());
+	glue_tx_flush(&l->glue);
+	rte_spinlock_lock(&l->snap_lock);
+	l->stack = NULL;
+	l->snap.glue = l->glue.st;
+	rte_spinlock_unlock(&l->snap_lock);
+	atomic_store_explicit(&l->state, IOLCORE_DONE, memory_order_release);
+	return 0;
+}
+
+void iolcore_snapshot(struct iolcore *l, struct iolcore_snap *out,
+		      unsigned timeout_ms)
+{
+	uint64_t req;
+	struct timespec ts = { 0, 50000 };
+
+	req = atomic_fetch_add_explicit(&l->snap_req, 1,
+					memory_order_acq_rel) + 1;
+	for (unsigned i = 0; i < timeout_ms * 20; i++) {
+		if (atomic_load_explicit(&l->state, memory_order_acquire) !=
+		    IOLCORE_RUNNING)
+			break;
+		if (atomic_load_explicit(&l->snap_done, memory_order_acquire)
+		    >= req)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	rte_spinlock_lock(&l->snap_lock);
+	*out = l->snap;
+	rte_spinlock_unlock(&l->snap_lock);
+}

@@ -1,0 +1,75 @@
+/*
+ * iolcore.h - the io role: one net_stack, one queue pair, the services.
+ *
+ * main prepares a struct iolcore per io lcore (net_config, glue fields,
+ * services wanted) and launches iolcore_main on it. On its own lcore it
+ * creates the stack (memory local to the core), starts the services,
+ * publishes state RUNNING (or FAILED with a reason) and runs its reactor:
+ *
+ *   rx     glue_rx: rx burst -> net_input_burst
+ *   app    svc_poll: socket events -> echo / discard
+ *   tx     net_poll (timers, output), then glue_tx_flush
+ *   stats  answer snapshot requests from the control plane
+ *
+ * After reactor_stop: net_stack_destroy (RSTs live connections), final tx
+ * flush, a last snapshot, state DONE. Other threads read counters only
+ * through iolcore_snapshot (request, the lcore copies under a spinlock);
+ * nothing else of the struct is shared after launch.
+ */
+#ifndef SLUICE_IOLCORE_H
+#define SLUICE_IOLCORE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_spinlock.h>
+
+#include "glue.h"
+#include "net.h"
+#include "reactor.h"
+#include "svc.h"
+
+#define IOLCORE_SNAP_MAX 256
+
+enum iolcore_state {
+	IOLCORE_INIT = 0, IOLCORE_RUNNING, IOLCORE_FAILED, IOLCORE_DONE,
+};
+
+struct iolcore_snap {
+	unsigned n_net;
+	struct net_counter net[IOLCORE_SNAP_MAX];
+	struct glue_stats glue;
+	struct svc_stats svc[SVC_COUNT];
+	struct reactor_stats reactor;
+	uint64_t taken_us;
+};
+
+struct iolcore {
+	unsigned lcore_id;
+	unsigned queue;
+	struct net_config ncfg;
+	bool echo, discard;
+	unsigned idle_spins, idle_sleep_us_max;
+	struct glue glue;
+	struct net_stack *stack;
+	struct svc svc;
+	struct reactor reactor;
+	atomic_int state;
+	char err[256];
+
+	rte_spinlock_t snap_lock;
+	struct iolcore_snap snap;
+	atomic_uint_fast64_t snap_req, snap_done;
+} __rte_cache_aligned;
+
+/* iolcore_main - lcore entry (rte_eal_remote_launch); returns 0 or -1 */
+int iolcore_main(void *arg);
+
+/* iolcore_snapshot - fresh counters (waits up to timeout_ms for the lcore,
+ * else the last published ones); any thread but the lcore itself */
+void iolcore_snapshot(struct iolcore *l, struct iolcore_snap *out,
+		      unsigned timeout_ms);
+
+#endif

@@ -1,0 +1,336 @@
+/*
+ * sluiced.c - the appliance's entry point.
+ *
+ *   sluiced [-c FILE] [--no-huge] [--check] [-v] [-- EAL-ARGS...]
+ *
+ * Start-up (control plane; every failure is fatal and names file, section,
+ * key and reason): read sluice.conf and its NIC profile, check the lcores
+ * exist, build the EAL command line, rte_eal_init, open the port, prepare
+ * one struct iolcore per io lcore, register telemetry, launch the io
+ * lcores and wait until each reports RUNNING. The main lcore then runs the
+ * control role until SIGINT/SIGTERM.
+ *
+ * Stop: stop the io reactors (each destroys its stack, which RSTs live
+ * connections, and flushes the RSTs), join, stop telemetry, stop and close
+ * the port (a TAP interface disappears), free the pools, rte_eal_cleanup
+ * (hugepage memory released; files are unlinked at start with
+ * --huge-unlink so none are left behind).
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include "cfg.h"
+#include "ctl.h"
+#include "eal.h"
+#include "iolcore.h"
+#include "log.h"
+#include "nicprof.h"
+#include "port.h"
+#include "tele.h"
+#include "tsc.h"
+
+#ifndef SLUICE_CONF_DEFAULT
+#define SLUICE_CONF_DEFAULT "/etc/sluice/sluice.conf"
+#endif
+#ifndef SLUICE_PROFILE_DIR
+#define SLUICE_PROFILE_DIR "/usr/share/sluice/nic-profiles"
+#endif
+#define SLUICED_START_WAIT_MS 10000
+
+struct sluiced_opts {
+	const char *config;
+	bool no_huge;
+	bool check;
+	bool verbose;
+	int pass_argc;
+	char **pass_argv;
+};
+
+/* everything the process owns; static so it outlives every thread */
+static struct cfg sl_cfg;
+static struct nicprof sl_prof;
+static struct port sl_port;
+static struct iolcore sl_io[CFG_MAX_IO];
+static struct ctl sl_ctl;
+
+static void sluiced_usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: sluiced [-c FILE] [--no-huge] [--check] [-v] [-- EAL-ARGS...]\n"
+"\n"
+"  -c, --config FILE  sluice.conf to use (default %s)\n"
+"      --no-huge      run without hugepages (same as [eal] huge = no)\n"
+"  -n, --check        validate the config and NIC profile, print the EAL\n"
+"                     command line, exit\n"
+"  -v, --verbose      debug messages\n"
+"  -h, --help         this text\n"
+"  -- EAL-ARGS        appended to the EAL command line built from the\n"
+"                     config (e.g. -- --log-level=pmd.net.tap:debug)\n"
+"\n"
+"Stops cleanly on SIGINT or SIGTERM. Telemetry: dpdk-telemetry.py -f PREFIX\n"
+"(/sluice/info, /sluice/net/counters, /sluice/port/stats, /sluice/services,\n"
+"/sluice/lcores). Reference: docs/operations.md.\n", SLUICE_CONF_DEFAULT);
+}
+
+/* sluiced_args - parse argv; exits on --help or a usage error */
+static void sluiced_args(int argc, char **argv, struct sluiced_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "no-huge", no_argument, NULL, 'H' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->config = SLUICE_CONF_DEFAULT;
+	while ((ch = getopt_long(argc, argv, "c:nvh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'H':
+			o->no_huge = true;
+			break;
+		case 'n':
+			o->check = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			sluiced_usage(stdout);
+			exit(0);
+		default:
+			sluiced_usage(stderr);
+			exit(2);
+		}
+	}
+	/* getopt_long stops at "--"; the rest goes to EAL */
+	o->pass_argc = argc - optind;
+	o->pass_argv = argv + optind;
+	if (o->pass_argc > 0 && strcmp(argv[optind - 1], "--") != 0) {
+		log_warn("unexpected argument \"%s\" (EAL arguments go after "
+			 "\"--\")", argv[optind]);
+		sluiced_usage(stderr);
+		exit(2);
+	}
+}
+
+/* sluiced_check_lcores - every configured lcore is a CPU we may run on */
+static void sluiced_check_lcores(const struct cfg *c)
+{
+	cpu_set_t set;
+	char avail[256] = "";
+	size_t off = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return;
+	for (int i = 0; i < CPU_SETSIZE && off < sizeof(avail); i++)
+		if (CPU_ISSET(i, &set))
+			off += (size_t)snprintf(avail + off, sizeof(avail) - off,
+						"%s%d", off ? "," : "", i);
+	if (c->main_lcore >= CPU_SETSIZE || !CPU_ISSET(c->main_lcore, &set))
+		log_fatal("%s: [lcores] main: CPU %u is not available to this "
+			  "process (available: %s)", c->path, c->main_lcore,
+			  avail);
+	for (unsigned i = 0; i < c->n_io; i++)
+		if (c->io_lcores[i] >= CPU_SETSIZE ||
+		    !CPU_ISSET(c->io_lcores[i], &set))
+			log_fatal("%s: [lcores] io: CPU %u is not available to "
+				  "this process (available: %s)", c->path,
+				  c->io_lcores[i], avail);
+}
+
+/* sluiced_teardown - undo whatever of port/EAL is up (safe to repeat) */
+static void sluiced_teardown(bool eal_up)
+{
+	tele_shutdown();
+	port_close(&sl_port);
+	if (eal_up)
+		rte_eal_cleanup();
+}
+
+/* sluiced_prepare_io - net_config and glue of each io lcore */
+static void sluiced_prepare_io(const struct cfg *c, const struct port *p)
+{
+	char err[512];
+
+	for (unsigned q = 0; q < c->n_io; q++) {
+		struct iolcore *l = &sl_io[q];
+
+		memset(l, 0, sizeof(*l));
+		l->lcore_id = c->io_lcores[q];
+		l->queue = q;
+		net_config_defaults(&l->ncfg);
+		if (cfg_net_apply(c, &l->ncfg, err, sizeof(err)) < 0) {
+			sluiced_teardown(true);
+			log_fatal("%s", err);
+		}
+		memcpy(l->ncfg.mac, p->mac, sizeof(l->ncfg.mac));
+		l->ncfg.mtu = p->mtu;
+		l->ncfg.tx_ip_csum_offload = p->grant.tx_ip_csum;
+		l->ncfg.tx_tcp_csum_offload = p->grant.tx_tcp_csum;
+		if (getrandom(l->ncfg.secret, sizeof(l->ncfg.secret), 0) !=
+		    (ssize_t)sizeof(l->ncfg.secret)) {
+			sluiced_teardown(true);
+			log_fatal("getrandom: cannot key the TCP stack");
+		}
+		l->echo = c->svc_echo;
+		l->discard = c->svc_discard;
+		l->idle_spins = c->idle_spins;
+		l->idle_sleep_us_max = c->idle_sleep_us_max;
+		l->glue.port = p->id;
+		l->glue.queue = (uint16_t)q;
+		l->glue.pool = p->pools[q];
+		l->glue.rx_ip_csum = p->grant.rx_ip_csum;
+		l->glue.rx_l4_csum = p->grant.rx_tcp_csum;
+		l->glue.tx_ip_csum = p->grant.tx_ip_csum;
+		l->glue.tx_tcp_csum = p->grant.tx_tcp_csum;
+		l->glue.rss = &p->rss;
+		rte_spinlock_init(&l->snap_lock);
+		atomic_init(&l->state, IOLCORE_INIT);
+		atomic_init(&l->snap_req, 0);
+		atomic_init(&l->snap_done, 0);
+	}
+}
+
+/* sluiced_stop_io - stop every launched io reactor and join them */
+static void sluiced_stop_io(unsigned n)
+{
+	for (unsigned q = 0; q < n; q++)
+		reactor_stop(&sl_io[q].reactor);
+	rte_eal_mp_wait_lcore();
+}
+
+/* sluiced_launch - start the io lcores; fatal if one fails to start */
+static void sluiced_launch(const struct cfg *c)
+{
+	for (unsigned q = 0; q < c->n_io; q++) {
+		int rc = rte_eal_remote_launch(iolcore_main, &sl_io[q],
+					       sl_io[q].lcore_id);
+		if (rc != 0) {
+			sluiced_stop_io(q);
+			sluiced_teardown(true);
+			log_fatal("cannot launch io lcore %u: %s",
+				  sl_io[q].lcore_id, rte_strerror(-rc));
+		}
+	}
+	for (unsigned q = 0; q < c->n_io; q++) {
+		struct iolcore *l = &sl_io[q];
+		int st = IOLCORE_INIT;
+
+		for (unsigned ms = 0; ms < SLUICED_START_WAIT_MS; ms++) {
+			st = atomic_load_explicit(&l->state,
+						  memory_order_acquire);
+			if (st != IOLCORE_INIT)
+				break;
+			rte_delay_us_sleep(1000);
+		}
+		if (st != IOLCORE_RUNNING) {
+			char err[sizeof(l->err)];
+
+			if (st == IOLCORE_INIT)
+				snprintf(err, sizeof(err), "io lcore %u did not "
+					 "start within %d ms", l->lcore_id,
+					 SLUICED_START_WAIT_MS);
+			else
+				snprintf(err, sizeof(err), "%s", l->err);
+			sluiced_stop_io(c->n_io);
+			sluiced_teardown(true);
+			log_fatal("%s", err);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct sluiced_opts o;
+	struct eal_args ea;
+	char err[1024], line[2048];
+	int sig;
+
+	log_init(argv[0]);
+	sluiced_args(argc, argv, &o);
+	log_set_verbose(o.verbose);
+
+	if (cfg_load(o.config, SLUICE_PROFILE_DIR, &sl_cfg, err,
+		     sizeof(err)) < 0)
+		log_fatal("%s", err);
+	if (nicprof_load(sl_cfg.profile_path, &sl_prof, err, sizeof(err)) < 0)
+		log_fatal("%s (from %s: [sluice] nic_profile)", err,
+			  sl_cfg.path);
+	sluiced_check_lcores(&sl_cfg);
+	if (eal_args_build(&sl_cfg, &sl_prof, o.no_huge, eal_hugepages_free(),
+			   o.pass_argc, o.pass_argv, &ea, err,
+			   sizeof(err)) < 0)
+		log_fatal("%s", err);
+	eal_args_str(&ea, line, sizeof(line));
+	if (o.check) {
+		printf("config %s: ok\nnic profile %s: ok\nEAL: %s\n",
+		       sl_cfg.path, sl_prof.path, line);
+		return 0;
+	}
+	if (geteuid() != 0)
+		log_warn("not running as root: EAL and the NIC (TAP) will "
+			 "probably refuse");
+	log_info("starting sluiced %s: config %s, NIC profile %s", SLUICE_VERSION,
+		 sl_cfg.path, sl_prof.path);
+	log_info("EAL: %s", line);
+	if (ea.no_huge)
+		log_info("running without hugepages (%s)",
+			 o.no_huge ? "--no-huge" :
+			 sl_cfg.huge == CFG_HUGE_NO ? "[eal] huge = no" :
+			 "none free; [eal] huge = auto");
+
+	/* threads created by EAL inherit this: only ctl sees the signals */
+	ctl_block_signals(&sl_ctl);
+	if (rte_eal_init(ea.argc, ea.argv) < 0)
+		log_fatal("rte_eal_init: %s (EAL: %s)", rte_strerror(rte_errno),
+			  line);
+	tsc_init();
+	if (port_open(&sl_port, &sl_prof, &sl_cfg, err, sizeof(err)) < 0) {
+		sluiced_teardown(true);
+		log_fatal("%s", err);
+	}
+	sluiced_prepare_io(&sl_cfg, &sl_port);
+	tele_init(&sl_cfg, &sl_prof, &sl_port, sl_io, sl_cfg.n_io, ea.no_huge);
+	sluiced_launch(&sl_cfg);
+	line[0] = '\0';
+	for (unsigned q = 0, off = 0; q < sl_cfg.n_io && off < 256; q++)
+		off += (unsigned)snprintf(line + off, 256 - off, "%s%u",
+					  q ? "," : "", sl_cfg.io_lcores[q]);
+	log_info("ready: %u.%u.%u.%u/%u on port %u (%s), main lcore %u, io "
+		 "lcores %s, services:%s%s%s", sl_cfg.ip >> 24,
+		 sl_cfg.ip >> 16 & 255, sl_cfg.ip >> 8 & 255, sl_cfg.ip & 255,
+		 sl_cfg.prefix_len, sl_port.id, sl_port.name,
+		 sl_cfg.main_lcore, line,
+		 sl_cfg.svc_echo ? " echo/7" : "",
+		 sl_cfg.svc_discard ? " discard/9" : "",
+		 sl_cfg.svc_echo || sl_cfg.svc_discard ? "" : " none");
+
+	sig = ctl_run(&sl_ctl, sl_io, sl_cfg.n_io, sl_cfg.stats_interval_s);
+
+	/* a second signal now ends the process the hard way */
+	pthread_sigmask(SIG_UNBLOCK, &sl_ctl.sigs, NULL);
+	log_info("%s: stopping", strsignal(sig));
+	sluiced_stop_io(sl_cfg.n_io);
+	ctl_log_stats(sl_io, sl_cfg.n_io);
+	sluiced_teardown(true);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * svc.h - per io lcore TCP services over the net.h socket API, and the
+ * event dispatch that routes each socket event to its service.
+ *
+ *   echo    (TCP 7, RFC 862)  sends back every byte, with backpressure: it
+ *           reads only as much as net_send_space allows, so a peer that does
+ *           not read closes its own window instead of losing data; closes
+ *           when the peer has finished and everything was echoed
+ *   discard (TCP 9, RFC 863)  consumes everything, closes after peer FIN
+ *
+ * A listener's user pointer is its struct svc_def; accepted sockets are
+ * given the same pointer, so net_events() dispatch is a pointer call.
+ * Later services (SMTP) plug in the same way. One struct svc per io lcore.
+ */
+#ifndef SLUICE_SVC_H
+#define SLUICE_SVC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net.h"
+
+#define SVC_EVENT_BURST 64
+#define SVC_ECHO_PORT 7
+#define SVC_DISCARD_PORT 9
+
+struct svc;
+
+struct svc_stats {
+	uint64_t accepted, closed, closed_error, bytes_in, bytes_out;
+};
+
+struct svc_def {
+	const char *name;
+	uint16_t port;
+	unsigned index;           /* into svc.st */
+	void (*event)(struct svc *v, const struct net_event *ev);
+};
+
+enum { SVC_ECHO = 0, SVC_DISCARD = 1, SVC_COUNT };
+
+struct svc {
+	struct net_stack *s;
+	bool on[SVC_COUNT];
+	struct svc_stats st[SVC_COUNT];
+	uint64_t events, stray_events;
+};
+
+/* svc_start - listen on the enabled services' ports; 0 or -1 with err */
+int svc_start(struct svc *v, struct net_stack *s, bool echo, bool discard,
+	      char *err, size_t errlen);
+/* svc_poll - reactor poller: dispatch pending socket events; returns the
+ * number handled */
+int svc_poll(void *arg, uint64_t now_us);
+/* svc_name - "echo", "discard" */
+const char *svc_name(unsigned index);
+
+#endif
