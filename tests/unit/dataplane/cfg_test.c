@@ -1,0 +1,345 @@
+/*
+ * cfg_test.c - sluice.conf parser: good files give the right values, each
+ * kind of bad file is refused with a message naming file, section, key and
+ * reason (table driven, one named case per mistake an operator can make).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cfg.h"
+#include "dp_test.h"
+
+#define ADDR "[interface]\naddress = 10.0.0.1/24\n"
+
+struct cfg_case {
+	const char *name;
+	const char *text;
+	const char *err;          /* expected substring after "FILE: " */
+};
+
+static const struct cfg_case bad_cases[] = {
+	{ "octet over 255", "[interface]\naddress = 10.0.0.300/24\n",
+	  "[interface] address: \"10.0.0.300/24\" is not an IPv4 "
+	  "address/prefix" },
+	{ "address without prefix", "[interface]\naddress = 10.0.0.1\n",
+	  "[interface] address: \"10.0.0.1\" is not an IPv4 address/prefix" },
+	{ "prefix 33", "[interface]\naddress = 10.0.0.1/33\n",
+	  "is not an IPv4 address/prefix" },
+	{ "prefix 0", "[interface]\naddress = 10.0.0.1/0\n",
+	  "is not an IPv4 address/prefix" },
+	{ "three octets", "[interface]\naddress = 10.0.1/24\n",
+	  "is not an IPv4 address/prefix" },
+	{ "leading zero octet", "[interface]\naddress = 10.0.0.010/24\n",
+	  "is not an IPv4 address/prefix" },
+	{ "address missing", "[services]\necho = yes\n",
+	  "[interface] address: missing" },
+	{ "network address", "[interface]\naddress = 10.0.0.0/24\n",
+	  "is the network or broadcast address" },
+	{ "broadcast address", "[interface]\naddress = 10.0.0.255/24\n",
+	  "is the network or broadcast address" },
+	{ "loopback address", "[interface]\naddress = 127.0.0.1/8\n",
+	  "is not a usable unicast address" },
+	{ "multicast address", "[interface]\naddress = 224.0.0.1/24\n",
+	  "is not a usable unicast address" },
+	{ "gateway garbage", ADDR "gateway = router\n",
+	  "[interface] gateway: \"router\" is not an IPv4 address" },
+	{ "gateway off link", ADDR "gateway = 10.0.1.1\n",
+	  "[interface] gateway: \"10.0.1.1\" is not inside 10.0.0.1/24" },
+	{ "gateway is us", ADDR "gateway = 10.0.0.1\n",
+	  "[interface] gateway: \"10.0.0.1\" is our own address" },
+	{ "mac garbage", ADDR "mac = 02:00:00:00:00\n",
+	  "[interface] mac: \"02:00:00:00:00\" is not a MAC address" },
+	{ "mac multicast", ADDR "mac = 01:00:5e:00:00:01\n",
+	  "is a multicast MAC address" },
+	{ "unknown section", ADDR "[interfce]\naddress = 1.2.3.4/24\n",
+	  "[interfce]: unknown section" },
+	{ "unknown key", ADDR "[pools]\nmax_con = 10\n",
+	  "[pools] max_con: unknown key (known: max_conns," },
+	{ "key in wrong section", ADDR "[tcp]\nmax_conns = 10\n",
+	  "[tcp] max_conns: unknown key" },
+	{ "duplicate key", ADDR "address = 10.0.0.2/24\n",
+	  "line 3: [interface] address: key appears twice" },
+	{ "duplicate section", ADDR "[interface]\ngateway = 10.0.0.9\n",
+	  "line 3: section [interface] appears twice" },
+	{ "line without =", ADDR "echo yes\n",
+	  "line 3: expected \"key = value\" or \"[section]\", got \"echo "
+	  "yes\"" },
+	{ "key outside section", "echo = yes\n" ADDR,
+	  "line 1: \"echo\" is outside any [section]" },
+	{ "empty value", ADDR "[services]\necho =\n",
+	  "line 4: [services] echo: empty value" },
+	{ "unterminated section", ADDR "[services\n",
+	  "line 3: bad section header" },
+	{ "bool garbage", ADDR "[services]\necho = maybe\n",
+	  "[services] echo: \"maybe\" is not yes or no" },
+	{ "uint zero", ADDR "[pools]\nmax_conns = 0\n",
+	  "[pools] max_conns: \"0\" is not an integer in 1..4000000" },
+	{ "uint suffix", ADDR "[pools]\nrcvbuf = 64k\n",
+	  "[pools] rcvbuf: \"64k\" is not an integer in" },
+	{ "uint negative", ADDR "[reactor]\nidle_spins = -1\n",
+	  "[reactor] idle_spins: \"-1\" is not an integer" },
+	{ "uint huge", ADDR "[tcp]\nmsl_ms = 99999999999999999999999\n",
+	  "[tcp] msl_ms: \"99999999999999999999999\" is not an integer" },
+	{ "tcp retries zero", ADDR "[tcp]\nsyn_retries = 0\n",
+	  "[tcp] syn_retries: \"0\" is not an integer in 1..30" },
+	{ "mbufs too few", ADDR "[pools]\nmbufs = 100\n",
+	  "[pools] mbufs: \"100\" is not an integer in 1023..1048576" },
+	{ "io list dangling range", ADDR "[lcores]\nio = 1-\n",
+	  "[lcores] io: \"1-\" is not a list of numbers" },
+	{ "io list reversed range", ADDR "[lcores]\nio = 3-1\n",
+	  "[lcores] io: \"3-1\" is not a list of numbers" },
+	{ "io list duplicate", ADDR "[lcores]\nio = 1,2,1\n",
+	  "[lcores] io: \"1,2,1\" lists 1 twice" },
+	{ "io is main", ADDR "[lcores]\nmain = 1\nio = 1\n",
+	  "[lcores] io: lcore 1 is also the main lcore" },
+	{ "main garbage", ADDR "[lcores]\nmain = zero\n",
+	  "[lcores] main: \"zero\" is not an integer in 0..1023" },
+	{ "huge garbage", ADDR "[eal]\nhuge = sometimes\n",
+	  "[eal] huge: \"sometimes\" is not one of: auto, yes, no" },
+	{ "file prefix path", ADDR "[eal]\nfile_prefix = ../x\n",
+	  "[eal] file_prefix: \"../x\" may only hold" },
+	{ "socket mem garbage", ADDR "[eal]\nsocket_mem = 1G\n",
+	  "[eal] socket_mem: \"1G\" is not a list of megabytes" },
+	{ "socket mem without huge", ADDR "[eal]\nhuge = no\nsocket_mem = 1024\n",
+	  "[eal] socket_mem: needs hugepages" },
+	{ "socket mem and memory", ADDR "[eal]\nmemory_mb = 512\n"
+	  "socket_mem = 1024\n", "use either memory_mb or socket_mem" },
+	{ "idle sleep too long", ADDR "[reactor]\nidle_sleep_us_max = 5000000\n",
+	  "[reactor] idle_sleep_us_max: \"5000000\" is not an integer in "
+	  "0..1000000" },
+};
+
+/* run_bad - one case: refused, message starts with the file name */
+static void run_bad(const struct cfg_case *tc)
+{
+	char path[64];
+	char err[1024] = "";
+	struct cfg c;
+	int rc;
+
+	dp_test_file(path, sizeof(path), tc->text);
+	rc = cfg_load(path, "/nonexistent", &c, err, sizeof(err));
+	unlink(path);
+	if (rc != -1 || strncmp(err, path, strlen(path)) != 0 ||
+	    !strstr(err, tc->err)) {
+		print_error("case \"%s\": rc %d\n  got:  %s\n  want: ...%s...\n",
+			    tc->name, rc, err, tc->err);
+		fail();
+	}
+}
+
+static void test_bad_configs(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++)
+		run_bad(&bad_cases[i]);
+}
+
+static void test_exact_message(void **state)
+{
+	char path[64], err[1024], want[1024];
+	struct cfg c;
+
+	(void)state;
+	dp_test_file(path, sizeof(path),
+		     "[interface]\naddress = 10.0.0.300/24\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), -1);
+	unlink(path);
+	snprintf(want, sizeof(want), "%s: [interface] address: "
+		 "\"10.0.0.300/24\" is not an IPv4 address/prefix", path);
+	assert_string_equal(err, want);
+}
+
+static void test_missing_file(void **state)
+{
+	char err[1024];
+	struct cfg c;
+
+	(void)state;
+	assert_int_equal(cfg_load("/nonexistent/sluice.conf", "/x", &c, err,
+				  sizeof(err)), -1);
+	assert_string_equal(err, "/nonexistent/sluice.conf: cannot open: "
+			    "No such file or directory");
+}
+
+static void test_minimal_defaults(void **state)
+{
+	char path[64], err[1024];
+	struct cfg c;
+
+	(void)state;
+	dp_test_file(path, sizeof(path), ADDR);
+	assert_int_equal(cfg_load(path, "/opt/profiles", &c, err,
+				  sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(c.ip, 0x0a000001);
+	assert_int_equal(c.prefix_len, 24);
+	assert_int_equal(c.gateway, 0);
+	assert_false(c.mac_set);
+	assert_string_equal(c.nic_profile, "tap");
+	assert_string_equal(c.profile_path, "/opt/profiles/tap.conf");
+	assert_string_equal(c.file_prefix, "sluice");
+	assert_int_equal(c.huge, CFG_HUGE_AUTO);
+	assert_true(c.telemetry);
+	assert_int_equal(c.main_lcore, 0);
+	assert_int_equal(c.n_io, 1);
+	assert_int_equal(c.io_lcores[0], 1);
+	assert_false(c.svc_echo);
+	assert_false(c.svc_discard);
+	assert_int_equal(c.mbufs, 0);
+	assert_int_equal(c.idle_spins, 256);
+	assert_int_equal(c.idle_sleep_us_max, 200);
+	assert_int_equal(c.stats_interval_s, 60);
+}
+
+static void test_full_config(void **state)
+{
+	char path[64], err[1024];
+	struct cfg c;
+	struct net_config nc;
+
+	(void)state;
+	dp_test_file(path, sizeof(path),
+		"# a comment\n"
+		"[sluice]\n nic_profile = ixgbe   # trailing comment\n"
+		"profile_dir = /etc/sluice/nic-profiles\n"
+		"[eal]\nfile_prefix = edge-1\nhuge = yes\nsocket_mem = 1024,0\n"
+		"log_level = pmd.net.tap:debug\ntelemetry = no\n"
+		"[lcores]\nmain = 0\nio = 2-4, 7\n"
+		"[interface]\naddress = 192.0.2.10/25\ngateway = 192.0.2.1\n"
+		"mac = 02:AA:bb:cc:dd:0e\n"
+		"[pools]\nmax_conns = 100000\nrcvbuf = 16384\nsndbuf = 32768\n"
+		"mbufs = 65535\n"
+		"[tcp]\ndelack_ms = 10\nrto_min_ms = 50\n"
+		"[services]\necho = on\ndiscard = TRUE\n"
+		"[reactor]\nidle_spins = 0\nidle_sleep_us_max = 0\n"
+		"[control]\nstats_interval_s = 0\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+	unlink(path);
+	assert_string_equal(c.profile_path,
+			    "/etc/sluice/nic-profiles/ixgbe.conf");
+	assert_string_equal(c.file_prefix, "edge-1");
+	assert_int_equal(c.huge, CFG_HUGE_YES);
+	assert_string_equal(c.socket_mem, "1024,0");
+	assert_string_equal(c.log_level, "pmd.net.tap:debug");
+	assert_false(c.telemetry);
+	assert_int_equal(c.n_io, 4);
+	assert_int_equal(c.io_lcores[0], 2);
+	assert_int_equal(c.io_lcores[2], 4);
+	assert_int_equal(c.io_lcores[3], 7);
+	assert_int_equal(c.ip, 0xc000020a);
+	assert_int_equal(c.prefix_len, 25);
+	assert_int_equal(c.gateway, 0xc0000201);
+	assert_true(c.mac_set);
+	assert_int_equal(c.mac[1], 0xaa);
+	assert_int_equal(c.mac[5], 0x0e);
+	assert_int_equal(c.mbufs, 65535);
+	assert_true(c.svc_echo);
+	assert_true(c.svc_discard);
+	assert_int_equal(c.idle_sleep_us_max, 0);
+
+	/* [pools]/[tcp] land in net_config; absent keys keep defaults */
+	net_config_defaults(&nc);
+	uint32_t msl = nc.msl_ms;
+	assert_int_equal(cfg_net_apply(&c, &nc, err, sizeof(err)), 0);
+	assert_int_equal(nc.max_conns, 100000);
+	assert_int_equal(nc.rcvbuf, 16384);
+	assert_int_equal(nc.sndbuf, 32768);
+	assert_int_equal(nc.delack_ms, 10);
+	assert_int_equal(nc.rto_min_ms, 50);
+	assert_int_equal(nc.msl_ms, msl);
+	assert_int_equal(nc.ip, 0xc000020a);
+	assert_int_equal(nc.gateway, 0xc0000201);
+	assert_int_equal(nc.mac[1], 0xaa);
+}
+
+static void test_net_apply_contradictions(void **state)
+{
+	static const struct cfg_case cases[] = {
+		{ "rto_min above rto_max", ADDR "[tcp]\nrto_min_ms = 5000\n"
+		  "rto_max_ms = 1000\n", "[tcp] rto_init_ms: need rto_min_ms" },
+		{ "rto_init below min", ADDR "[tcp]\nrto_min_ms = 500\n"
+		  "rto_init_ms = 100\n", "rto_init_ms (100)" },
+		{ "low water above pool", ADDR "[pools]\nmax_conns = 10\n"
+		  "conn_low_water = 10\n",
+		  "[pools] conn_low_water: 10 must be below max_conns (10)" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[64], err[1024] = "";
+		struct cfg c;
+		struct net_config nc;
+
+		dp_test_file(path, sizeof(path), cases[i].text);
+		assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+		unlink(path);
+		net_config_defaults(&nc);
+		if (cfg_net_apply(&c, &nc, err, sizeof(err)) != -1 ||
+		    !strstr(err, cases[i].err)) {
+			print_error("case \"%s\": got \"%s\"\n", cases[i].name,
+				    err);
+			fail();
+		}
+	}
+}
+
+static void test_profile_paths(void **state)
+{
+	static const struct { const char *line, *want_suffix; } cases[] = {
+		{ "nic_profile = af_packet\n", "/p/af_packet.conf" },
+		{ "nic_profile = /abs/my.conf\n", "/abs/my.conf" },
+		{ "nic_profile = mine.conf\n", "/tmp/mine.conf" },
+		{ "nic_profile = sub/x.conf\n", "/tmp/sub/x.conf" },
+		{ "nic_profile = tap\nprofile_dir = profiles\n",
+		  "/tmp/profiles/tap.conf" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[64], text[256], err[1024];
+		struct cfg c;
+
+		snprintf(text, sizeof(text), "[sluice]\n%s" ADDR,
+			 cases[i].line);
+		dp_test_file(path, sizeof(path), text);
+		assert_int_equal(cfg_load(path, "/p", &c, err, sizeof(err)), 0);
+		unlink(path);
+		assert_string_equal(c.profile_path, cases[i].want_suffix);
+	}
+}
+
+static void test_shipped_lab_config(void **state)
+{
+	char err[1024];
+	struct cfg c;
+
+	(void)state;
+	if (cfg_load(SRC_ROOT "/tests/lab.conf", SRC_ROOT "/nic-profiles", &c,
+		     err, sizeof(err)) != 0) {
+		print_error("%s\n", err);
+		fail();
+	}
+	assert_string_equal(c.file_prefix, "sluice-lab");
+	assert_int_equal(c.ip, 0xc6120001);   /* 198.18.0.1 */
+	assert_true(c.svc_echo);
+	assert_true(c.svc_discard);
+	assert_string_equal(c.profile_path, SRC_ROOT "/nic-profiles/tap.conf");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_configs),
+		cmocka_unit_test(test_exact_message),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_minimal_defaults),
+		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_net_apply_contradictions),
+		cmocka_unit_test(test_profile_paths),
+		cmocka_unit_test(test_shipped_lab_config),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
