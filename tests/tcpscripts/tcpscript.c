@@ -92,6 +92,8 @@ struct rt {
 
 /* fail - record the first failure of the script */
 static void fail(struct rt *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void fail(struct rt *r, const char *fmt, ...)
 {
 	va_list ap;
 
