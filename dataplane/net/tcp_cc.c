@@ -98,8 +98,11 @@ void tcp_cc_ack(struct net_stack *s, struct tcp_conn *c, uint32_t acked,
 	if (c->flags & TCP_CF_RECOVERY) {
 		if (SEQ_GEQ(ack, c->recover)) {
 			/* full ACK: leave recovery, cwnd = min(ssthresh,
-			 * FlightSize + SMSS) (RFC 6582 3.2 step 3 option 1) */
+			 * max(FlightSize, SMSS) + SMSS) (RFC 6582 3.2 step 3
+			 * option 1) */
 			uint32_t fl = c->snd_max - ack;
+			if (fl < mss)
+				fl = mss;
 			c->cwnd = fl + mss < c->ssthresh ? fl + mss : c->ssthresh;
 			c->flags &= ~TCP_CF_RECOVERY;
 			c->dupacks = 0;

@@ -420,6 +420,15 @@ void tcp_state_input(struct net_stack *s, struct tcp_conn *c,
 		tcp_out_mark(s, c);
 		return;
 	}
+	/* simultaneous open: the peer's SYN-ACK repeats its SYN, which we
+	 * already hold; drop the SYN bit so the ACK can complete (as BSD) */
+	if (c->state == TCPS_SYN_RECV && (c->flags & TCP_CF_ACTIVE) &&
+	    (g->flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK) &&
+	    g->seq == c->irs) {
+		g->flags &= (uint8_t)~TCP_SYN;
+		g->seq++;
+		orig_seq = g->seq;
+	}
 	if (!tcp_state_acceptable(s, c, g)) {
 		if (g->flags & TCP_RST)
 			return;
