@@ -148,6 +148,25 @@ static void pump(uint64_t now)
 	}
 }
 
+/* settle - finish closing: move frames, take events (closing what the peer
+ * ended) until nothing moves, so the pool gauges show the true baseline */
+static void settle(void)
+{
+	struct net_event ev[256];
+	for (int round = 0; round < 1000; round++) {
+		unsigned n, moved = 0;
+		pump(now_us());
+		while ((n = net_events(A.st, ev, 256)) > 0)
+			for (unsigned i = 0; i < n; i++, moved++)
+				if (ev[i].events & NET_EV_PEER_FIN)
+					net_close(A.st, ev[i].sock);
+		while ((n = net_events(B.st, ev, 256)) > 0)
+			moved += n;
+		if (moved == 0 && wire_a.n == 0 && wire_b.n == 0)
+			break;
+	}
+}
+
 static void setup(unsigned conns)
 {
 	uint64_t now = now_us();
@@ -239,9 +258,7 @@ static int pingpong(unsigned conns, double secs, struct pp_result *res)
 	res->pairs_per_s = (double)pairs / res->secs;
 	for (i = 0; i < conns; i++)
 		net_abort(B.st, cli[i]);
-	pump(now_us());
-	while (net_events(A.st, ev, 256) || net_events(B.st, ev, 256))
-		;
+	settle();
 	net_unlisten(A.st, 7);
 	return 0;
 }
@@ -374,7 +391,7 @@ static int connrate(unsigned par, double secs, struct cr_result *res)
 	res->done = done;
 	res->failed = failed;
 	res->conns_per_s = (double)done / res->secs;
-	pump(now_us());
+	settle();
 	free(cli);
 	free(srv);
 	return 0;
