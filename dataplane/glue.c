@@ -10,6 +10,7 @@
 #include <rte_mbuf.h>
 
 #include "glue.h"
+#include "impair.h"
 
 /* glue_tx_alloc - net_io.tx_alloc: one mbuf, the stack writes from mtod */
 static int glue_tx_alloc(void *opaque, struct net_txbuf *tb)
@@ -111,6 +112,27 @@ static inline uint32_t glue_rx_flags(const struct glue *g,
 	return f;
 }
 
+/* glue_rx_impaired - the lab's rx path: frames through impair.c first */
+static unsigned glue_rx_impaired(struct glue *g, struct net_stack *s,
+				 const struct net_rx *rx, unsigned k,
+				 uint64_t now)
+{
+	struct net_rx out[2 * GLUE_RX_BURST + 32];
+	const struct impair_stats *is;
+	unsigned n;
+
+	n = impair_rx(g->impair, rx, k, out, 2 * GLUE_RX_BURST + 32, now);
+	if (n)
+		net_input_burst(s, out, n, now);
+	is = impair_stats(g->impair);
+	g->st.impair_lost = is->lost;
+	g->st.impair_duplicated = is->duplicated;
+	g->st.impair_delayed = is->delayed;
+	g->st.impair_reordered = is->reordered;
+	/* frames held count as work: do not fall asleep on them */
+	return n + (impair_held(g->impair) ? 1 : 0);
+}
+
 unsigned glue_rx(struct glue *g, struct net_stack *s, uint64_t now)
 {
 	struct rte_mbuf *m[GLUE_RX_BURST];
@@ -119,7 +141,7 @@ unsigned glue_rx(struct glue *g, struct net_stack *s, uint64_t now)
 
 	n = rte_eth_rx_burst(g->port, g->queue, m, GLUE_RX_BURST);
 	if (n == 0)
-		return 0;
+		return g->impair ? glue_rx_impaired(g, s, rx, 0, now) : 0;
 	g->st.rx_bursts++;
 	g->st.rx_frames += n;
 	for (uint16_t i = 0; i < n; i++) {
@@ -131,6 +153,12 @@ unsigned glue_rx(struct glue *g, struct net_stack *s, uint64_t now)
 		rx[k].len = rte_pktmbuf_data_len(m[i]);
 		rx[k].flags = glue_rx_flags(g, m[i]);
 		k++;
+	}
+	if (g->impair) {
+		unsigned w = glue_rx_impaired(g, s, rx, k, now);
+
+		rte_pktmbuf_free_bulk(m, n);
+		return n + w;
 	}
 	if (k)
 		net_input_burst(s, rx, k, now);

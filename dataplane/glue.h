@@ -12,6 +12,8 @@
  *        sends the array with rte_eth_tx_burst, retries a few times, then
  *        frees and counts what the NIC would not take
  *   sport: pick_sport through rss_pick_sport so replies land on our queue
+ *   lab:  with sluiced --impair, received frames pass through impair.c
+ *         (loss/duplicate/delay/reorder) before the stack sees them
  *
  * One struct glue per io lcore, used only by that lcore.
  */
@@ -28,6 +30,7 @@
 #define GLUE_TX_BURST 64
 #define GLUE_TX_RETRIES 4
 
+struct impair;
 struct rte_mempool;
 struct rte_mbuf;
 
@@ -35,6 +38,9 @@ struct glue_stats {
 	uint64_t rx_frames, rx_bursts, rx_multiseg_drop;
 	uint64_t tx_frames, tx_bursts, tx_retries, tx_drop, tx_alloc_fail;
 	uint64_t tx_too_long;
+	/* lab only (sluiced --impair): netem-style rx impairment */
+	uint64_t impair_lost, impair_duplicated, impair_delayed;
+	uint64_t impair_reordered;
 };
 
 struct glue {
@@ -44,6 +50,7 @@ struct glue {
 	bool rx_ip_csum, rx_l4_csum;  /* granted rx offloads */
 	bool tx_ip_csum, tx_tcp_csum; /* granted tx offloads */
 	const struct rss_ctx *rss;    /* the port's, read only */
+	struct impair *impair;        /* NULL unless sluiced --impair */
 	unsigned ntx;
 	struct rte_mbuf *txq[GLUE_TX_BURST];
 	struct glue_stats st;

@@ -81,6 +81,13 @@ int iolcore_main(void *arg)
 	/* sleeps of a few microseconds need a tight timer slack */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	glue_io(&l->glue, &io);
+	if (l->impair.on) {
+		l->glue.impair = impair_create(&l->impair,
+					       tsc_now_us() ^ l->lcore_id);
+		if (!l->glue.impair)
+			return iolcore_fail(l, "cannot allocate the impairment "
+					    "ring");
+	}
 	l->stack = net_stack_create(&l->ncfg, &io, tsc_now_us());
 	if (!l->stack)
 		return iolcore_fail(l, "net_stack_create failed (pool sizes in "
@@ -112,6 +119,8 @@ int iolcore_main(void *arg)
 	l->stack = NULL;
 	l->snap.glue = l->glue.st;
 	rte_spinlock_unlock(&l->snap_lock);
+	impair_destroy(l->glue.impair);
+	l->glue.impair = NULL;
 	atomic_store_explicit(&l->state, IOLCORE_DONE, memory_order_release);
 	return 0;
 }

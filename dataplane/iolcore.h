@@ -27,6 +27,7 @@
 #include <rte_spinlock.h>
 
 #include "glue.h"
+#include "impair.h"
 #include "net.h"
 #include "reactor.h"
 #include "svc.h"
@@ -52,6 +53,7 @@ struct iolcore {
 	struct net_config ncfg;
 	bool echo, discard;
 	unsigned idle_spins, idle_sleep_us_max;
+	struct impair_cfg impair;     /* lab only: sluiced --impair */
 	struct glue glue;
 	struct net_stack *stack;
 	struct svc svc;

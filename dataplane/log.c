@@ -27,6 +27,7 @@ void log_set_verbose(int on)
 }
 
 /* log_vprint - format one line with program name and level */
+__attribute__((format(printf, 2, 0)))
 static void log_vprint(const char *level, const char *fmt, va_list ap)
 {
 	char buf[1024];

@@ -23,7 +23,8 @@
 
 struct rss_ctx {
 	bool enabled;             /* false: every flow lands on queue 0 */
-	uint8_t key[RSS_KEY_MAX];
+	/* rte_softrss reads the key as 32-bit words */
+	uint8_t key[RSS_KEY_MAX] __attribute__((aligned(8)));
 	unsigned key_len;
 	uint16_t reta[RSS_RETA_MAX];
 	unsigned reta_size;       /* power of two, or 0 when not known */

@@ -33,6 +33,7 @@
 #include "cfg.h"
 #include "ctl.h"
 #include "eal.h"
+#include "impair.h"
 #include "iolcore.h"
 #include "log.h"
 #include "nicprof.h"
@@ -53,6 +54,7 @@ struct sluiced_opts {
 	bool no_huge;
 	bool check;
 	bool verbose;
+	const char *impair;
 	int pass_argc;
 	char **pass_argv;
 };
@@ -74,6 +76,9 @@ static void sluiced_usage(FILE *fp)
 "  -n, --check        validate the config and NIC profile, print the EAL\n"
 "                     command line, exit\n"
 "  -v, --verbose      debug messages\n"
+"      --impair ARGS  LAB ONLY: netem-style impairment of received frames\n"
+"                     (\"loss 1%% duplicate 1%% reorder 5%% delay 1ms\"); used\n"
+"                     by tests/lab when the kernel has no netem qdisc\n"
 "  -h, --help         this text\n"
 "  -- EAL-ARGS        appended to the EAL command line built from the\n"
 "                     config (e.g. -- --log-level=pmd.net.tap:debug)\n"
@@ -92,6 +97,7 @@ static void sluiced_args(int argc, char **argv, struct sluiced_opts *o)
 		{ "check", no_argument, NULL, 'n' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "impair", required_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -111,6 +117,9 @@ static void sluiced_args(int argc, char **argv, struct sluiced_opts *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 'I':
+			o->impair = optarg;
 			break;
 		case 'h':
 			sluiced_usage(stdout);
@@ -166,7 +175,8 @@ static void sluiced_teardown(bool eal_up)
 }
 
 /* sluiced_prepare_io - net_config and glue of each io lcore */
-static void sluiced_prepare_io(const struct cfg *c, const struct port *p)
+static void sluiced_prepare_io(const struct cfg *c, const struct port *p,
+			       const struct impair_cfg *imp)
 {
 	char err[512];
 
@@ -194,6 +204,7 @@ static void sluiced_prepare_io(const struct cfg *c, const struct port *p)
 		l->discard = c->svc_discard;
 		l->idle_spins = c->idle_spins;
 		l->idle_sleep_us_max = c->idle_sleep_us_max;
+		l->impair = *imp;
 		l->glue.port = p->id;
 		l->glue.queue = (uint16_t)q;
 		l->glue.pool = p->pools[q];
@@ -261,6 +272,7 @@ int main(int argc, char **argv)
 {
 	struct sluiced_opts o;
 	struct eal_args ea;
+	struct impair_cfg imp = { .on = false };
 	char err[1024], line[2048];
 	int sig;
 
@@ -275,6 +287,8 @@ int main(int argc, char **argv)
 		log_fatal("%s (from %s: [sluice] nic_profile)", err,
 			  sl_cfg.path);
 	sluiced_check_lcores(&sl_cfg);
+	if (o.impair && impair_parse(o.impair, &imp, err, sizeof(err)) < 0)
+		log_fatal("--impair: %s", err);
 	if (eal_args_build(&sl_cfg, &sl_prof, o.no_huge, eal_hugepages_free(),
 			   o.pass_argc, o.pass_argv, &ea, err,
 			   sizeof(err)) < 0)
@@ -285,6 +299,8 @@ int main(int argc, char **argv)
 		       sl_cfg.path, sl_prof.path, line);
 		return 0;
 	}
+	if (imp.on)
+		log_warn("LAB ONLY: received frames are impaired: %s", o.impair);
 	if (geteuid() != 0)
 		log_warn("not running as root: EAL and the NIC (TAP) will "
 			 "probably refuse");
@@ -307,7 +323,7 @@ int main(int argc, char **argv)
 		sluiced_teardown(true);
 		log_fatal("%s", err);
 	}
-	sluiced_prepare_io(&sl_cfg, &sl_port);
+	sluiced_prepare_io(&sl_cfg, &sl_port, &imp);
 	tele_init(&sl_cfg, &sl_prof, &sl_port, sl_io, sl_cfg.n_io, ea.no_huge);
 	sluiced_launch(&sl_cfg);
 	line[0] = '\0';

@@ -153,6 +153,10 @@ static int tele_port_stats(const char *cmd, const char *params,
 		g.tx_drop += tele.snap.glue.tx_drop;
 		g.tx_alloc_fail += tele.snap.glue.tx_alloc_fail;
 		g.tx_too_long += tele.snap.glue.tx_too_long;
+		g.impair_lost += tele.snap.glue.impair_lost;
+		g.impair_duplicated += tele.snap.glue.impair_duplicated;
+		g.impair_delayed += tele.snap.glue.impair_delayed;
+		g.impair_reordered += tele.snap.glue.impair_reordered;
 	}
 	tele_end();
 	if (rc != 0)
@@ -176,6 +180,10 @@ static int tele_port_stats(const char *cmd, const char *params,
 	rte_tel_data_add_dict_u64(d, "glue/tx_drop", g.tx_drop);
 	rte_tel_data_add_dict_u64(d, "glue/tx_alloc_fail", g.tx_alloc_fail);
 	rte_tel_data_add_dict_u64(d, "glue/tx_too_long", g.tx_too_long);
+	rte_tel_data_add_dict_u64(d, "impair/lost", g.impair_lost);
+	rte_tel_data_add_dict_u64(d, "impair/duplicated", g.impair_duplicated);
+	rte_tel_data_add_dict_u64(d, "impair/delayed", g.impair_delayed);
+	rte_tel_data_add_dict_u64(d, "impair/reordered", g.impair_reordered);
 	return 0;
 }
 
