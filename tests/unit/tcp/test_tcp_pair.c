@@ -670,6 +670,69 @@ static void test_refused_and_reset(void **state)
 	pair_free(p);
 }
 
+/* ICMP port unreachable quoting our SYN aborts the connection attempt
+ * (RFC 1122 4.2.3.9): capture A's SYN instead of delivering it, answer
+ * with an ICMP error from B, expect CLOSED(ECONNREFUSED). */
+static uint8_t syn_copy[PAIR_FRAME];
+static uint16_t syn_len;
+
+static int capture_syn(struct pair *p, struct side *from, const uint8_t *f,
+		       uint16_t len)
+{
+	if (from == p->a && len >= 54 && f[23] == 6 && (f[47] & 0x02)) {
+		memcpy(syn_copy, f, len);
+		syn_len = len;
+		return 1;
+	}
+	return 0;
+}
+
+static void test_icmp_unreachable(void **state)
+{
+	struct net_config cfg;
+	struct errs x = { 0 };
+	net_sock_t cs;
+	uint8_t fr[128];
+	uint32_t sum;
+	uint16_t ck;
+	(void)state;
+	pair_cfg(&cfg);
+	struct pair *p = pair_new(&cfg, 11);
+	p->drop_rule = capture_syn;
+	syn_len = 0;
+	assert_int_equal(net_connect(p->a->s, p->b->ip, 25, NULL, p->now,
+				     &cs), 0);
+	for (int i = 0; i < 10 && syn_len == 0; i++)
+		pair_step(p, errs_ev, &x);
+	assert_true(syn_len > 0);
+	memset(fr, 0, sizeof(fr));
+	memcpy(fr, syn_copy + 6, 6);           /* to A's MAC */
+	memcpy(fr + 6, syn_copy, 6);           /* from B's MAC */
+	fr[12] = 0x08;
+	fr[14] = 0x45;
+	fr[16] = 0; fr[17] = 20 + 8 + 28;      /* total length */
+	fr[22] = 64;
+	fr[23] = 1;                            /* ICMP */
+	memcpy(fr + 26, syn_copy + 30, 4);     /* src = B */
+	memcpy(fr + 30, syn_copy + 26, 4);     /* dst = A */
+	ck = net_csum_fold(net_csum_partial(fr + 14, 20, 0));
+	memcpy(fr + 24, &ck, 2);
+	fr[34] = 3;                            /* unreachable */
+	fr[35] = 3;                            /* port */
+	memcpy(fr + 42, syn_copy + 14, 28);    /* IP header + 8 bytes TCP */
+	sum = net_csum_partial(fr + 34, 8 + 28, 0);
+	ck = net_csum_fold(sum);
+	memcpy(fr + 36, &ck, 2);
+	enqueue(p->a, fr, 14 + 20 + 8 + 28, p->now);
+	for (int i = 0; i < 10 && !(x.evs[0] & NET_EV_CLOSED); i++)
+		pair_step(p, errs_ev, &x);
+	assert_true(x.evs[0] & NET_EV_CLOSED);
+	assert_int_equal(x.err[0], NET_ECONNREFUSED);
+	assert_int_equal(counter(p->a, "tcp.icmp_errors"), 1);
+	assert_int_equal(counter(p->a, "tcp.conns.used"), 0);
+	pair_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_many_connections),
 		cmocka_unit_test(test_zero_window_persist),
 		cmocka_unit_test(test_refused_and_reset),
+		cmocka_unit_test(test_icmp_unreachable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
