@@ -79,6 +79,18 @@ void tcp_tw_remove(struct net_stack *s, struct tcp_tw *w)
 	t->tw_used--;
 }
 
+/* tcp_tw_expiry - now + 2*MSL, never before the FIFO tail (keeps the
+ * FIFO sorted even if the caller's clock steps back) */
+static uint64_t tcp_tw_expiry(const struct net_stack *s)
+{
+	const struct tcp_state *t = s->tcp;
+	uint64_t e = s->now + 2ull * s->cfg.msl_ms * 1000;
+
+	if (t->tw_tail != TCP_NIL && t->tw[t->tw_tail].expiry > e)
+		e = t->tw[t->tw_tail].expiry;
+	return e;
+}
+
 /* tcp_tw_enter - record c's TIME_WAIT; -1 if the table is disabled */
 int tcp_tw_enter(struct net_stack *s, struct tcp_conn *c)
 {
@@ -107,7 +119,7 @@ int tcp_tw_enter(struct net_stack *s, struct tcp_conn *c)
 	win = (s->cfg.rcvbuf - c->rcv_len) >> c->rcv_wscale;
 	w->win = (uint16_t)(win > 65535 ? 65535 : win);
 	w->used = 1;
-	w->expiry = s->now + 2ull * s->cfg.msl_ms * 1000;
+	w->expiry = tcp_tw_expiry(s);
 	b = tcp_tw_bucket(t, w->laddr, w->raddr, w->lport, w->rport);
 	w->hnext = t->twbuckets[b];
 	t->twbuckets[b] = i;
@@ -185,8 +197,8 @@ int tcp_tw_input(struct net_stack *s, struct tcp_tw *w,
 	if (g->flags & TCP_FIN) {
 		uint32_t i = (uint32_t)(w - t->tw);
 		tcp_tw_ack(s, w);
-		w->expiry = s->now + 2ull * s->cfg.msl_ms * 1000;
 		tcp_tw_fifo_unlink(t, i);
+		w->expiry = tcp_tw_expiry(s);
 		tcp_tw_fifo_append(t, i);
 		return 0;
 	}
