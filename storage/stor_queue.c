@@ -36,6 +36,7 @@ struct stor_queue {
 	void *log_arg;
 	uint64_t qid_state;        /* atomic: (seconds << 20) | sequence */
 	uint64_t used;             /* atomic: writer's usage estimate */
+	int refused;               /* atomic: writer refused a message since the last recount */
 	/* writer-thread scratch */
 	uint8_t *sa, *sb;
 	size_t sacap, sbcap;
@@ -198,8 +199,9 @@ int stor_queue_open(const struct stor_queue_conf *conf, struct stor_queue **out)
 	mdb_env_stat(q->env, &st);
 	q->map_size = ei.me_mapsize;
 	q->psize = st.ms_psize;
-	q->watermark = (uint64_t)((double)q->map_size *
-		(conf->high_watermark > 0 ? conf->high_watermark : 0.90));
+	q->watermark = conf->high_watermark >= 1.0 ? UINT64_MAX :
+		(uint64_t)((double)q->map_size *
+			   (conf->high_watermark > 0 ? conf->high_watermark : 0.90));
 	if (conf->durability != STOR_DUR_FULL)
 		stor_queue_log(q, STOR_LOG_WARN,
 			"%s: durability mode '%s' is for BENCHMARKS ONLY: acknowledged "
@@ -288,14 +290,16 @@ int stor_queue_usage(struct stor_queue *q, uint64_t *used, uint64_t *map,
 	return rc;
 }
 
-void stor_queue_publish_used(struct stor_queue *q, uint64_t used)
+void stor_queue_publish_used(struct stor_queue *q, uint64_t used, int refused)
 {
 	__atomic_store_n(&q->used, used, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->refused, refused, __ATOMIC_RELAXED);
 }
 
 int stor_queue_full(const struct stor_queue *q)
 {
-	return __atomic_load_n(&q->used, __ATOMIC_RELAXED) >= q->watermark;
+	return __atomic_load_n(&q->refused, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&q->used, __ATOMIC_RELAXED) >= q->watermark;
 }
 
 /* ---- readers ---- */

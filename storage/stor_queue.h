@@ -47,7 +47,7 @@ typedef void (*stor_log_fn)(void *arg, int level, const char *msg);
 struct stor_queue_conf {
 	const char *path;          /* directory; created 0700 if missing */
 	size_t map_size;           /* bytes; 0 = 1 GiB */
-	double high_watermark;     /* fraction of map_size; 0 = 0.90 */
+	double high_watermark;     /* fraction of map_size; 0 = 0.90; 1.0 = none (only the map size limits) */
 	enum stor_durability durability;
 	unsigned max_readers;      /* 0 = 126 */
 	int verify_bodies;         /* recovery checks body checksums; <0 = off, 0 = default (on) */
@@ -97,11 +97,13 @@ uint64_t stor_queue_new_qid(struct stor_queue *q);
  * Errors: MDB_* */
 int stor_queue_usage(struct stor_queue *q, uint64_t *used, uint64_t *map,
 		     uint64_t *watermark);
-/* stor_queue_full - 1 when the writer last saw usage above the watermark
- * (lock-free; SMTP answers 452 4.3.1 at MAIL) */
+/* stor_queue_full - 1 when the writer's usage estimate is above the
+ * watermark or it refused a message (STOR_EFULL) since its last recount of
+ * free pages (recounts every 100 ms while refusing, even when idle);
+ * lock-free, for SMTP to answer 452 4.3.1 at MAIL */
 int stor_queue_full(const struct stor_queue *q);
-/* writer publishes its estimate */
-void stor_queue_publish_used(struct stor_queue *q, uint64_t used);
+/* writer publishes its estimate and whether it is refusing */
+void stor_queue_publish_used(struct stor_queue *q, uint64_t used, int refused);
 uint64_t stor_queue_watermark(const struct stor_queue *q);
 /* stor_queue_free_pages - pages on LMDB's freelist, counted in txn */
 int stor_queue_free_pages(MDB_txn *txn, uint64_t *pages);

@@ -60,6 +60,7 @@ struct stor_writer {
 	uint64_t added;             /* estimate added by this txn */
 	uint64_t refreshed_ns;
 	int refreshed_in_txn;
+	int refusing;               /* refused a message since the last recount */
 	struct stor_writer_stats st;
 };
 
@@ -245,8 +246,10 @@ static int apply(struct stor_writer *w, MDB_txn *t, struct stor_sub *s)
 			w->refreshed_in_txn = 1;
 			w->refreshed_ns = now_ns();
 		}
-		if (w->base_used + w->added + s->cost > wm)
+		if (w->base_used + w->added + s->cost > wm) {
+			w->refusing = 1;
 			return STOR_EFULL;
+		}
 		size_t len = 0;
 		for (unsigned i = 0; i < s->u.enq.iovcnt; i++)
 			len += s->u.enq.iov[i].iov_len;
@@ -291,6 +294,7 @@ static void run_batch(struct stor_writer *w, unsigned lo, unsigned hi)
 		if (!stor_queue_used_in(w->q, t, &used))
 			w->base_used = used;
 		w->refreshed_ns = now;
+		w->refusing = 0;
 	}
 	w->added = 0;
 	w->refreshed_in_txn = 0;
@@ -309,7 +313,7 @@ static void run_batch(struct stor_writer *w, unsigned lo, unsigned hi)
 	w->st.commit_ns += now_ns() - now;
 	if (!rc) {
 		w->base_used += w->added;
-		stor_queue_publish_used(w->q, w->base_used);
+		stor_queue_publish_used(w->q, w->base_used, w->refusing);
 		w->st.batches++;
 		if (hi - lo > w->st.max_batch)
 			w->st.max_batch = hi - lo;
@@ -379,9 +383,31 @@ static unsigned round_(struct stor_writer *w, int may_wait)
 	return n;
 }
 
+/* recount_idle - while refusing and idle, recount usage so deletions
+ * done meanwhile lift the "full" state without new submissions */
+static void recount_idle(struct stor_writer *w)
+{
+	uint64_t now = now_ns(), used;
+	MDB_txn *t;
+	if (!w->refusing || now - w->refreshed_ns <= REFRESH_NS)
+		return;
+	if (mdb_txn_begin(stor_queue_env(w->q), NULL, MDB_RDONLY, &t))
+		return;
+	if (!stor_queue_used_in(w->q, t, &used)) {
+		w->base_used = used;
+		w->refusing = 0;
+		w->refreshed_ns = now;
+		stor_queue_publish_used(w->q, used, 0);
+	}
+	mdb_txn_abort(t);
+}
+
 unsigned stor_writer_poll(struct stor_writer *w)
 {
-	return round_(w, 0);
+	unsigned n = round_(w, 0);
+	if (!n)
+		recount_idle(w);
+	return n;
 }
 
 static void *writer_main(void *arg)
@@ -392,7 +418,8 @@ static void *writer_main(void *arg)
 			continue;
 		if (__atomic_load_n(&w->stop, __ATOMIC_SEQ_CST) && rings_empty(w))
 			break;
-		writer_sleep(w, 100 * 1000 * 1000ull);
+		recount_idle(w);
+		writer_sleep(w, w->refusing ? REFRESH_NS + 1000000 : 1000 * 1000 * 1000ull);
 	}
 	return NULL;
 }
