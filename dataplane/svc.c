@@ -2,8 +2,8 @@
  * svc.c - echo and discard services, and socket event dispatch (svc.h).
  *
  * Input: net_events() of one stack. Output: net_send/net_recv_consume/
- * net_close calls. Invariants: echo never consumes a byte it could not
- * queue for sending (no loss, window closes instead); a socket is closed
+ * net_close calls. Invariants: echo never consumes a byte net_send did not
+ * take (no loss, the window closes instead); a socket is closed
  * only when its receive buffer is empty and the peer has sent FIN, so a
  * close never discards data (which would mean an RST).
  */
@@ -43,15 +43,18 @@ static void svc_finish(struct svc *v, net_sock_t sk)
 	net_close(v->s, sk);
 }
 
-/* svc_echo_pump - move min(readable, send space) bytes back to the peer */
+/* svc_echo_pump - send back as much of the readable data as the send
+ * buffer takes, and consume exactly that much. Everything readable is
+ * offered to net_send: a short send is what arms NET_EV_WRITABLE in the
+ * stack (net.h: "0 if full: wait for NET_EV_WRITABLE"), so never trim the
+ * offer to net_send_space() beforehand or the event never comes. */
 static void svc_echo_pump(struct svc *v, net_sock_t sk)
 {
 	struct svc_stats *st = &v->st[SVC_ECHO];
 
 	for (;;) {
 		struct net_iov iov[2];
-		size_t space = net_send_space(v->s, sk);
-		size_t take, done = 0;
+		size_t done = 0;
 		ssize_t n = net_recv_peek(v->s, sk, iov);
 
 		if (n < 0 && n != -NET_EAGAIN)
@@ -61,20 +64,18 @@ static void svc_echo_pump(struct svc *v, net_sock_t sk)
 				svc_finish(v, sk);
 			return;
 		}
-		if (space == 0)
-			return;        /* NET_EV_WRITABLE will call us again */
-		take = (size_t)n < space ? (size_t)n : space;
-		for (int i = 0; i < 2 && done < take; i++) {
-			size_t piece = iov[i].len < take - done ? iov[i].len
-								: take - done;
-			ssize_t w = net_send(v->s, sk, iov[i].base, piece);
+		for (int i = 0; i < 2; i++) {
+			ssize_t w;
 
+			if (iov[i].len == 0)
+				continue;
+			w = net_send(v->s, sk, iov[i].base, iov[i].len);
 			if (w < 0) {
 				net_abort(v->s, sk);
 				return;
 			}
 			done += (size_t)w;
-			if ((size_t)w < piece)
+			if ((size_t)w < iov[i].len)
 				break;
 		}
 		if (done)
@@ -82,7 +83,7 @@ static void svc_echo_pump(struct svc *v, net_sock_t sk)
 		st->bytes_in += done;
 		st->bytes_out += done;
 		if (done < (size_t)n)
-			return;        /* send buffer full: wait for space */
+			return;        /* short send: NET_EV_WRITABLE will come */
 	}
 }
 

@@ -3,8 +3,9 @@
  * event dispatch that routes each socket event to its service.
  *
  *   echo    (TCP 7, RFC 862)  sends back every byte, with backpressure: it
- *           reads only as much as net_send_space allows, so a peer that does
- *           not read closes its own window instead of losing data; closes
+ *           consumes only what net_send took (at most net_send_space), so a
+ *           peer that does not read closes its own window instead of losing
+ *           data; closes
  *           when the peer has finished and everything was echoed
  *   discard (TCP 9, RFC 863)  consumes everything, closes after peer FIN
  *
