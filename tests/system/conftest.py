@@ -38,7 +38,10 @@ class Lab:
         return json.loads(r.stdout.strip().splitlines()[-1])
 
     def counters(self):
-        return telemetry("/sluice/net/counters")
+        """stack counters, names as in net_counters() (telemetry keys may
+        not hold dots, so sluiced exports tcp.rst_tx as tcp/rst_tx)"""
+        return {k.replace("/", "."): v
+                for k, v in telemetry("/sluice/net/counters").items()}
 
 
 def telemetry(cmd):
