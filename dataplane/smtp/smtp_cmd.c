@@ -367,10 +367,12 @@ static void cmd_bdat(struct smtp_server *s, const char *a, size_t n,
 	size_t i = 0;
 	int last = 0;
 
-	while (i < n && a[i] >= '0' && a[i] <= '9' && i < 21) {
-		if (size > (UINT64_MAX - 9) / 10)
-			break;
-		size = size * 10 + (uint64_t)(a[i] - '0');
+	/* saturating: any run of digits is a size, however absurd */
+	while (i < n && a[i] >= '0' && a[i] <= '9') {
+		uint64_t d = (uint64_t)(a[i] - '0');
+
+		size = size > (UINT64_MAX - d) / 10 ? UINT64_MAX
+						    : size * 10 + d;
 		i++;
 	}
 	if (i > 0 && i < n && a[i] == ' ') {
@@ -383,7 +385,7 @@ static void cmd_bdat(struct smtp_server *s, const char *a, size_t n,
 			i = n;
 		}
 	}
-	if (i == 0 || i != n || i > 20) {
+	if (i == 0 || i != n) {
 		/* we cannot tell where the chunk ends: no way to resync */
 		smtp_server_reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]; "
 				  "closing connection");

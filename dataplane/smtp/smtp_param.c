@@ -124,6 +124,10 @@ static int next_param(const char *s, size_t n, size_t *i, const char **k,
 		j++;
 	}
 	*kl = j - *i;
+	if (*kl == 0) {
+		*err = -SMTP_ESYNTAX;
+		return -1;
+	}
 	*v = NULL;
 	*vl = 0;
 	if (j < n && s[j] == '=') {

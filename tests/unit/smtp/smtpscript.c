@@ -147,8 +147,10 @@ static void drain(void)
 	const uint8_t *p;
 	size_t n = smtp_server_output(R.s, &p), i = 0;
 
+	if (n == 0)
+		return;
 	R.last_flush = 0;
-	if (n && smtp_body_bare(p, n))
+	if (smtp_body_bare(p, n))
 		sc_fail("engine output has a bare CR or LF");
 	if (n && (p[n - 1] != '\n'))
 		sc_fail("engine output ends mid-line");
@@ -163,9 +165,7 @@ static void drain(void)
 			struct reply_rec *r = &R.q[R.q_tail++ % 4096];
 
 			r->code = R.parser.code;
-			snprintf(r->text, sizeof(r->text), "%s%s%s",
-				 R.parser.enh, R.parser.enh[0] ? " " : "",
-				 R.parser.text);
+			snprintf(r->text, sizeof(r->text), "%s", R.parser.text);
 			R.last_flush++;
 			smtp_reply_parse_reset(&R.parser);
 		}
@@ -368,9 +368,17 @@ static void srv_event(const char *args)
 	while (*p == ' ')
 		p++;
 	val[0] = '\0';
-	if (*p && !strchr((const char[]){ p[0], 0 }, '=') &&
-	    (strchr(p, '=') == NULL || strchr(p, ' ') < strchr(p, '=')))
-		sscanf(p, "%599s", val);
+	if (*p) {
+		char tok[600];
+		size_t tl;
+
+		/* first token without '=' is the value; escapes allowed */
+		sscanf(p, "%599s", tok);
+		if (!strchr(tok, '=')) {
+			tl = sc_unescape(tok, strlen(tok), (uint8_t *)val);
+			val[tl] = '\0';
+		}
+	}
 	switch (a->type) {
 	case SMTP_ACT_VERDICT_HELO:
 		if (val[0])
@@ -582,8 +590,9 @@ static void srv_step(const char *cmd, const char *args)
 		r = smtp_server_verdict(R.s, code, enh[0] ? enh : NULL, text, R.now);
 		if (r < 0)
 			sc_fail("verdict refused: %d", r);
-		drain();
+		/* like a caller: feed what is buffered, then one write */
 		pump();
+		drain();
 	} else if (!strcmp(cmd, "queueid")) {
 		if (smtp_server_set_queue_id(R.s, args) < 0)
 			sc_fail("queue id refused");
@@ -677,7 +686,7 @@ static void srv_step(const char *cmd, const char *args)
 			check_eq("messages", tmp, kv);
 		}
 	} else if (!strcmp(cmd, "input-closed")) {
-		if (smtp_server_input(R.s, "x", 1, R.now) != -SMTP_ECLOSED_VALUE)
+		if (smtp_server_input(R.s, "x", 1, R.now) != -SMTP_ECLOSED)
 			sc_fail("input accepted after close");
 	} else {
 		sc_fail("unknown directive '%s'", cmd);

@@ -10,8 +10,6 @@
 
 #include "smtp_err.h"
 
-#define SMTP_ECLOSED_VALUE (-SMTP_ECLOSED)
-
 extern const char *sc_path;
 extern int sc_line;
 
