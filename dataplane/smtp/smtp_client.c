@@ -381,11 +381,13 @@ void smtp_client_output_consume(struct smtp_client *c, size_t n,
 	k = smtp_reply_out_pending(&c->out);
 	if (k) {
 		smtp_reply_out_consume(&c->out, n < k ? n : k);
-		if (n <= k)
+		if (n < k)
 			return;
 		n -= k;
 	}
 	if (c->st != C_BODY || c->body_done)
+		return;
+	if (smtp_reply_out_pending(&c->out))
 		return;
 	while (n) {
 		if (c->pos < m->body_len) {
