@@ -217,8 +217,10 @@ int smtp_addr_literal_valid(const char *s, size_t n)
 	if (colon == 0 || colon + 1 >= n || s[colon - 1] == '-')
 		return 0;
 	for (i = colon + 1; i < n; i++)
-		if ((uint8_t)s[i] < 33 || (uint8_t)s[i] > 126 || s[i] == '[' ||
-		    s[i] == '\\' || s[i] == ']')
+		/* dcontent minus the delimiters of paths and addresses: an
+		 * '@' inside a literal would fool any later "last @" split */
+		if ((uint8_t)s[i] < 33 || (uint8_t)s[i] > 126 ||
+		    strchr("[]\\@<>\",;", s[i]))
 			return 0;
 	return 1;
 }
