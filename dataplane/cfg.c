@@ -6,8 +6,10 @@
  * maps to a field of struct net_config with its bounds, so adding a stack
  * knob is one line here and one in docs/operations.md.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cfg.h"
@@ -54,7 +56,8 @@ static const char *const cfg_sluice_keys[] = { "nic_profile", "profile_dir",
 					       NULL };
 static const char *const cfg_eal_keys[] = { "file_prefix", "huge",
 	"memory_mb", "socket_mem", "log_level", "telemetry", NULL };
-static const char *const cfg_lcore_keys[] = { "main", "io", NULL };
+static const char *const cfg_lcore_keys[] = { "main", "io", "workers",
+					       NULL };
 static const char *const cfg_if_keys[] = { "address", "gateway", "mac",
 					   NULL };
 static const char *const cfg_pool_keys[] = { "max_conns", "rcvbuf",
@@ -63,7 +66,17 @@ static const char *const cfg_pool_keys[] = { "max_conns", "rcvbuf",
 static const char *const cfg_tcp_keys[] = { "msl_ms", "fin_wait2_ms",
 	"delack_ms", "rto_min_ms", "rto_max_ms", "rto_init_ms", "syn_retries",
 	"data_retries", "arp_timeout_ms", NULL };
-static const char *const cfg_svc_keys[] = { "echo", "discard", NULL };
+static const char *const cfg_svc_keys[] = { "echo", "discard", "smtp",
+					     NULL };
+static const char *const cfg_smtp_keys[] = { "hostname", "ports",
+	"submission_ports", "max_message_size", "max_recipients", "max_errors",
+	"command_timeout_s", "data_timeout_s", "session_timeout_s",
+	"banner_delay_ms", "max_sessions_per_lcore", "per_client_max_conns",
+	"per_client_rate_per_min", "default_priority", "notify_priority",
+	"max_received", "ring_size", "queue_wait_ms", "auth_plaintext", NULL };
+static const char *const cfg_storage_keys[] = { "state_dir", "durability",
+	"map_size_mb", "high_watermark", NULL };
+static const char *const cfg_tls_keys[] = { "cert", "key", NULL };
 static const char *const cfg_reactor_keys[] = { "idle_spins",
 						"idle_sleep_us_max", NULL };
 static const char *const cfg_control_keys[] = { "stats_interval_s", NULL };
@@ -78,6 +91,9 @@ static const struct cfgval_section cfg_schema[] = {
 	{ "services", cfg_svc_keys },
 	{ "reactor", cfg_reactor_keys },
 	{ "control", cfg_control_keys },
+	{ "smtp", cfg_smtp_keys },
+	{ "storage", cfg_storage_keys },
+	{ "tls", cfg_tls_keys },
 	{ NULL, NULL },
 };
 
@@ -183,6 +199,23 @@ static void cfg_lcores(struct cfgval *v, struct cfg *c)
 		c->io_lcores[0] = c->main_lcore == 1 ? 0 : 1;
 		c->n_io = 1;
 	}
+	cfgval_uint_list(v, "lcores", "workers", 0, CFG_MAX_LCORE,
+			 c->worker_lcores, CFG_MAX_WORKERS, &c->n_workers);
+	if (v->failed)
+		return;
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		if (c->worker_lcores[i] == c->main_lcore)
+			goto worker_clash;
+		for (unsigned k = 0; k < c->n_io; k++)
+			if (c->io_lcores[k] == c->worker_lcores[i])
+				goto worker_clash;
+		continue;
+worker_clash:
+		cfgval_fail(v, "[lcores] workers: lcore %u is also the main or "
+			    "an io lcore (omit workers to run them on the io "
+			    "lcores)", c->worker_lcores[i]);
+		return;
+	}
 	for (unsigned i = 0; i < c->n_io; i++)
 		if (c->io_lcores[i] == c->main_lcore) {
 			cfgval_fail(v, "[lcores] io: lcore %u is also the main "
@@ -236,6 +269,137 @@ static void cfg_net(struct cfgval *v, struct cfg *c)
 						: 0;
 }
 
+/* cfg_ports - "25 587": space-separated TCP ports, no duplicates */
+static void cfg_ports(struct cfgval *v, const char *key, const char *def,
+		      uint16_t *out, unsigned *n)
+{
+	const char *raw = cfgval_raw(v, "smtp", key);
+	char buf[256], *save = NULL, *tok;
+
+	*n = 0;
+	if (v->failed)
+		return;
+	snprintf(buf, sizeof(buf), "%s", raw ? raw : def);
+	for (tok = strtok_r(buf, " \t,", &save); tok;
+	     tok = strtok_r(NULL, " \t,", &save)) {
+		char *end;
+		unsigned long p;
+
+		errno = 0;
+		p = strtoul(tok, &end, 10);
+		if (*end || errno || p < 1 || p > 65535 || *tok == '-') {
+			cfgval_fail(v, "[smtp] %s: \"%s\" is not a list of TCP "
+				    "ports 1..65535 separated by spaces", key,
+				    raw ? raw : def);
+			return;
+		}
+		for (unsigned i = 0; i < *n; i++)
+			if (out[i] == p) {
+				cfgval_fail(v, "[smtp] %s: port %lu given twice",
+					    key, p);
+				return;
+			}
+		if (*n == CFG_MAX_PORTS) {
+			cfgval_fail(v, "[smtp] %s: at most %d ports", key,
+				    CFG_MAX_PORTS);
+			return;
+		}
+		out[(*n)++] = (uint16_t)p;
+	}
+}
+
+/* cfg_smtp - [smtp], [storage], [tls] */
+static void cfg_smtp(struct cfgval *v, struct cfg *c)
+{
+	static const char *const dur[] = { "full", "unsafe-nometasync",
+					   "unsafe-nosync", NULL };
+	struct cfg_smtp *m = &c->smtp;
+	uint64_t x;
+	const char *wm;
+
+	cfgval_str(v, "smtp", "hostname", "localhost", m->hostname,
+		   sizeof(m->hostname));
+	if (!v->failed) {
+		for (const char *p = m->hostname; *p; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+			      || (*p >= '0' && *p <= '9') || *p == '-' ||
+			      *p == '.')) {
+				cfgval_fail(v, "[smtp] hostname: \"%s\" is not a "
+					    "host name", m->hostname);
+				break;
+			}
+		if (!v->failed && !m->hostname[0])
+			cfgval_fail(v, "[smtp] hostname: empty");
+	}
+	cfg_ports(v, "ports", "25 587", m->ports, &m->n_ports);
+	cfg_ports(v, "submission_ports", "587", m->sub_ports, &m->n_sub);
+	if (!v->failed && m->n_ports == 0)
+		cfgval_fail(v, "[smtp] ports: at least one port");
+	for (unsigned i = 0; !v->failed && i < m->n_sub; i++) {
+		unsigned k;
+
+		for (k = 0; k < m->n_ports; k++)
+			if (m->ports[k] == m->sub_ports[i])
+				break;
+		if (k == m->n_ports && cfgval_has(v, "smtp", "submission_ports"))
+			cfgval_fail(v, "[smtp] submission_ports: port %u is not "
+				    "in [smtp] ports", m->sub_ports[i]);
+	}
+#define CFG_SMTP_U(key, lo, hi, def, field) \
+	if (cfgval_uint(v, "smtp", key, lo, hi, def, &x) == 0) \
+		m->field = (unsigned)x
+	if (cfgval_uint(v, "smtp", "max_message_size", 1024, 1ull << 31,
+			36700160, &x) == 0)
+		m->max_message_size = x;
+	CFG_SMTP_U("max_recipients", 1, 4096, 1000, max_recipients);
+	CFG_SMTP_U("max_errors", 1, 1000, 20, max_errors);
+	CFG_SMTP_U("command_timeout_s", 1, 86400, 300, command_timeout_s);
+	CFG_SMTP_U("data_timeout_s", 1, 86400, 300, data_timeout_s);
+	CFG_SMTP_U("session_timeout_s", 1, 86400, 3600, session_timeout_s);
+	CFG_SMTP_U("banner_delay_ms", 0, 600000, 0, banner_delay_ms);
+	CFG_SMTP_U("max_sessions_per_lcore", 1, 1000000, 4000,
+		   max_sessions_per_lcore);
+	CFG_SMTP_U("per_client_max_conns", 0, 1000000, 50,
+		   per_client_max_conns);
+	CFG_SMTP_U("per_client_rate_per_min", 0, 100000000, 0,
+		   per_client_rate_per_min);
+	CFG_SMTP_U("default_priority", 0, 7, 4, default_priority);
+	CFG_SMTP_U("notify_priority", 0, 7, 2, notify_priority);
+	CFG_SMTP_U("max_received", 1, 1000, 50, max_received);
+	CFG_SMTP_U("ring_size", 64, 1u << 20, 1024, ring_size);
+	CFG_SMTP_U("queue_wait_ms", 10, 600000, 30000, queue_wait_ms);
+#undef CFG_SMTP_U
+	cfgval_bool(v, "smtp", "auth_plaintext", false, &m->auth_plaintext);
+
+	cfgval_str(v, "storage", "state_dir", "/var/lib/sluice", m->state_dir,
+		   sizeof(m->state_dir));
+	if (!v->failed && m->state_dir[0] != '/')
+		cfgval_fail(v, "[storage] state_dir: \"%s\" is not an absolute "
+			    "path", m->state_dir);
+	cfgval_enum(v, "storage", "durability", dur, 0, &m->durability);
+	if (cfgval_uint(v, "storage", "map_size_mb", 1, 1u << 24, 1024, &x) == 0)
+		m->map_size_mb = (unsigned)x;
+	m->high_watermark = 0.90;
+	wm = cfgval_raw(v, "storage", "high_watermark");
+	if (!v->failed && wm) {
+		char *end;
+
+		errno = 0;
+		m->high_watermark = strtod(wm, &end);
+		if (*end || errno || end == wm || !(m->high_watermark > 0.0) ||
+		    m->high_watermark > 1.0)
+			cfgval_fail(v, "[storage] high_watermark: \"%s\" is not "
+				    "a fraction in (0, 1]", wm);
+	}
+	cfgval_str(v, "tls", "cert", "", m->tls_cert, sizeof(m->tls_cert));
+	cfgval_str(v, "tls", "key", "", m->tls_key, sizeof(m->tls_key));
+	if (!v->failed && !m->tls_cert[0] != !m->tls_key[0])
+		cfgval_fail(v, "[tls] %s: set both cert and key, or neither",
+			    m->tls_cert[0] ? "key" : "cert");
+	if (!v->failed && m->default_priority > 7)
+		cfgval_fail(v, "[smtp] default_priority: 0..7");
+}
+
 int cfg_load(const char *path, const char *default_profile_dir,
 	     struct cfg *c, char *err, size_t errlen)
 {
@@ -255,6 +419,8 @@ int cfg_load(const char *path, const char *default_profile_dir,
 
 	cfgval_bool(&v, "services", "echo", false, &c->svc_echo);
 	cfgval_bool(&v, "services", "discard", false, &c->svc_discard);
+	cfgval_bool(&v, "services", "smtp", false, &c->svc_smtp);
+	cfg_smtp(&v, c);
 
 	if (cfgval_uint(&v, "reactor", "idle_spins", 0, 100000000, 256, &x) == 0)
 		c->idle_spins = (unsigned)x;

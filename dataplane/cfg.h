@@ -15,7 +15,13 @@
  *               max_listeners, mbufs (overrides the profile's pool size)
  *   [tcp]       msl_ms, fin_wait2_ms, delack_ms, rto_min_ms, rto_max_ms,
  *               rto_init_ms, syn_retries, data_retries, arp_timeout_ms
- *   [services]  echo (TCP port 7), discard (TCP port 9)
+ *   [lcores]    ... workers (list; default: workers run on the io lcores)
+ *   [services]  echo (TCP port 7), discard (TCP port 9), smtp
+ *   [smtp]      hostname, ports, submission_ports, limits, timeouts,
+ *               banner_delay_ms, session/client limits, priorities,
+ *               max_received, ring_size, queue_wait_ms, auth_plaintext
+ *   [storage]   state_dir, durability, map_size_mb, high_watermark
+ *   [tls]       cert, key (STARTTLS offered iff both are set)
  *   [reactor]   idle_spins, idle_sleep_us_max
  *   [control]   stats_interval_s
  *
@@ -35,6 +41,35 @@
 #define CFG_MAX_IO 64
 #define CFG_MAX_LCORE 1023
 #define CFG_NET_OPTS 19
+#define CFG_MAX_PORTS 8
+#define CFG_MAX_WORKERS 16
+
+/* [smtp], [storage], [tls]: the SMTP accept path (smtpd.h, mstore.h) */
+struct cfg_smtp {
+	char hostname[256];
+	uint16_t ports[CFG_MAX_PORTS];
+	unsigned n_ports;
+	uint16_t sub_ports[CFG_MAX_PORTS];   /* AUTH required before MAIL */
+	unsigned n_sub;
+	uint64_t max_message_size;
+	unsigned max_recipients, max_errors;
+	unsigned command_timeout_s, data_timeout_s, session_timeout_s;
+	unsigned banner_delay_ms;
+	unsigned max_sessions_per_lcore;
+	unsigned per_client_max_conns, per_client_rate_per_min;
+	unsigned default_priority, notify_priority;
+	unsigned max_received;
+	unsigned ring_size;                  /* per priority ring */
+	unsigned queue_wait_ms;              /* ring/writer wait before 451 */
+	bool auth_plaintext;                 /* offer AUTH without TLS (lab) */
+
+	char state_dir[256];
+	unsigned durability;                 /* enum stor_durability order */
+	unsigned map_size_mb;
+	double high_watermark;
+
+	char tls_cert[256], tls_key[256];
+};
 
 enum cfg_huge { CFG_HUGE_AUTO = 0, CFG_HUGE_YES = 1, CFG_HUGE_NO = 2 };
 
@@ -68,7 +103,11 @@ struct cfg {
 	bool net_set[CFG_NET_OPTS];
 	uint32_t net_val[CFG_NET_OPTS];
 
-	bool svc_echo, svc_discard;
+	bool svc_echo, svc_discard, svc_smtp;
+	struct cfg_smtp smtp;
+
+	unsigned worker_lcores[CFG_MAX_WORKERS];  /* n_workers 0: on io */
+	unsigned n_workers;
 
 	unsigned idle_spins;      /* empty loop rounds before sleeping */
 	unsigned idle_sleep_us_max; /* 0 = never sleep (pure busy poll) */

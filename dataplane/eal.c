@@ -63,6 +63,9 @@ int eal_args_build(const struct cfg *c, const struct nicprof *p,
 	for (unsigned i = 0; i < c->n_io && off < sizeof(lcores); i++)
 		off += (size_t)snprintf(lcores + off, sizeof(lcores) - off,
 					",%u", c->io_lcores[i]);
+	for (unsigned i = 0; i < c->n_workers && off < sizeof(lcores); i++)
+		off += (size_t)snprintf(lcores + off, sizeof(lcores) - off,
+					",%u", c->worker_lcores[i]);
 
 	rc |= eal_push(out, "sluiced");
 	rc |= eal_push(out, "-l");

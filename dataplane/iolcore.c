@@ -39,6 +39,7 @@ static void iolcore_take_snap(struct iolcore *l, uint64_t now)
 	l->snap.glue = l->glue.st;
 	memcpy(l->snap.svc, l->svc.st, sizeof(l->snap.svc));
 	l->snap.reactor = l->reactor.st;
+	l->snap.smtpd = l->smtpd.st;
 	l->snap.taken_us = now;
 	rte_spinlock_unlock(&l->snap_lock);
 }
@@ -100,9 +101,20 @@ int iolcore_main(void *arg)
 		l->stack = NULL;
 		return iolcore_fail(l, err);
 	}
+	if (l->smtp && smtpd_start(&l->smtpd, &l->svc, l->m, l->queue,
+				   l->smtp_cfg, l->tls, err, sizeof(err)) < 0) {
+		net_stack_destroy(l->stack, tsc_now_us());
+		glue_tx_flush(&l->glue);
+		l->stack = NULL;
+		return iolcore_fail(l, err);
+	}
 	reactor_init(&l->reactor, "io", l->idle_spins, l->idle_sleep_us_max);
 	reactor_add(&l->reactor, "rx", iolcore_poll_rx, l);
 	reactor_add(&l->reactor, "app", svc_poll, &l->svc);
+	if (l->worker)
+		reactor_add(&l->reactor, "worker", worker_poll, l->worker);
+	if (l->smtp)
+		reactor_add(&l->reactor, "smtp", smtpd_poll, &l->smtpd);
 	reactor_add(&l->reactor, "tx", iolcore_poll_tx, l);
 	reactor_add(&l->reactor, "stats", iolcore_poll_stats, l);
 	reactor_set_deadline(&l->reactor, iolcore_deadline, l);

@@ -7,7 +7,9 @@
  * publishes state RUNNING (or FAILED with a reason) and runs its reactor:
  *
  *   rx     glue_rx: rx burst -> net_input_burst
- *   app    svc_poll: socket events -> echo / discard
+ *   app    svc_poll: socket events -> echo / discard / smtp sessions
+ *   worker worker_poll (when workers share the io lcores): rings -> writer
+ *   smtp   smtpd_poll: done ring (250/4xx), waiting sessions, timers
  *   tx     net_poll (timers, output), then glue_tx_flush
  *   stats  answer snapshot requests from the control plane
  *
@@ -30,7 +32,9 @@
 #include "impair.h"
 #include "net.h"
 #include "reactor.h"
+#include "smtpd.h"
 #include "svc.h"
+#include "worker.h"
 
 #define IOLCORE_SNAP_MAX 256
 
@@ -44,6 +48,7 @@ struct iolcore_snap {
 	struct glue_stats glue;
 	struct svc_stats svc[SVC_COUNT];
 	struct reactor_stats reactor;
+	struct smtpd_stats smtpd;
 	uint64_t taken_us;
 };
 
@@ -51,7 +56,12 @@ struct iolcore {
 	unsigned lcore_id;
 	unsigned queue;
 	struct net_config ncfg;
-	bool echo, discard;
+	bool echo, discard, smtp;
+	struct mstore *m;               /* smtp: queue, rings */
+	const struct cfg_smtp *smtp_cfg;
+	struct tls_ctx *tls;            /* smtp: STARTTLS context or NULL */
+	struct worker *worker;          /* worker poller on this lcore */
+	struct smtpd smtpd;
 	unsigned idle_spins, idle_sleep_us_max;
 	struct impair_cfg impair;     /* lab only: sluiced --impair */
 	struct glue glue;

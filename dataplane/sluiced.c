@@ -36,10 +36,13 @@
 #include "impair.h"
 #include "iolcore.h"
 #include "log.h"
+#include "mstore.h"
 #include "nicprof.h"
 #include "port.h"
 #include "tele.h"
+#include "tls_ctx.h"
 #include "tsc.h"
+#include "worker.h"
 
 #ifndef SLUICE_CONF_DEFAULT
 #define SLUICE_CONF_DEFAULT "/etc/sluice/sluice.conf"
@@ -65,6 +68,11 @@ static struct nicprof sl_prof;
 static struct port sl_port;
 static struct iolcore sl_io[CFG_MAX_IO];
 static struct ctl sl_ctl;
+static struct mstore sl_store;
+static bool sl_store_open;
+static struct worker sl_wk[CFG_MAX_IO + CFG_MAX_WORKERS];
+static unsigned sl_n_wk;
+static bool sl_wk_own_lcores;
 
 static void sluiced_usage(FILE *fp)
 {
@@ -163,12 +171,32 @@ static void sluiced_check_lcores(const struct cfg *c)
 			log_fatal("%s: [lcores] io: CPU %u is not available to "
 				  "this process (available: %s)", c->path,
 				  c->io_lcores[i], avail);
+	for (unsigned i = 0; i < c->n_workers; i++)
+		if (c->worker_lcores[i] >= CPU_SETSIZE ||
+		    !CPU_ISSET(c->worker_lcores[i], &set))
+			log_fatal("%s: [lcores] workers: CPU %u is not available "
+				  "to this process (available: %s)", c->path,
+				  c->worker_lcores[i], avail);
 }
 
 /* sluiced_teardown - undo whatever of port/EAL is up (safe to repeat) */
 static void sluiced_teardown(bool eal_up)
 {
 	tele_shutdown();
+	if (sl_store_open) {
+		mstore_stop(&sl_store);
+		for (unsigned i = 0; i < sl_n_wk; i++)
+			worker_fini(&sl_wk[i]);
+		for (unsigned q = 0; q < sl_cfg.n_io; q++) {
+			if (sl_io[q].smtp)
+				smtpd_free_all(&sl_io[q].smtpd);
+			if (sl_io[q].tls)
+				tls_ctx_free(sl_io[q].tls);
+			sl_io[q].tls = NULL;
+		}
+		mstore_close(&sl_store);
+		sl_store_open = false;
+	}
 	port_close(&sl_port);
 	if (eal_up)
 		rte_eal_cleanup();
@@ -220,11 +248,95 @@ static void sluiced_prepare_io(const struct cfg *c, const struct port *p,
 	}
 }
 
+static void sluiced_stop_io(unsigned n);
+
+/* sluiced_prepare_smtp - queue, directory, writer, workers, TLS: all on
+ * the control plane before the io lcores launch */
+static void sluiced_prepare_smtp(const struct cfg *c)
+{
+	char err[512];
+
+	if (!c->svc_smtp)
+		return;
+	if (mstore_open(&sl_store, c, c->n_io, err, sizeof(err)) < 0) {
+		sl_store_open = true;
+		sluiced_teardown(true);
+		log_fatal("%s: %s", c->smtp.state_dir, err);
+	}
+	sl_store_open = true;
+	sl_wk_own_lcores = c->n_workers > 0;
+	sl_n_wk = sl_wk_own_lcores ? c->n_workers : c->n_io;
+	for (unsigned i = 0; i < sl_n_wk; i++) {
+		if (worker_init(&sl_wk[i], &sl_store, c, err, sizeof(err)) < 0) {
+			sluiced_teardown(true);
+			log_fatal("%s", err);
+		}
+		sl_wk[i].lcore_id = sl_wk_own_lcores ? c->worker_lcores[i]
+						     : c->io_lcores[i];
+	}
+	for (unsigned q = 0; q < c->n_io; q++) {
+		struct iolcore *l = &sl_io[q];
+
+		l->smtp = true;
+		l->m = &sl_store;
+		l->smtp_cfg = &c->smtp;
+		l->worker = sl_wk_own_lcores ? NULL : &sl_wk[q];
+		if (c->smtp.tls_cert[0]) {
+			l->tls = tls_ctx_server_new(c->smtp.tls_cert,
+						    c->smtp.tls_key, err,
+						    sizeof(err));
+			if (!l->tls) {
+				sluiced_teardown(true);
+				log_fatal("%s: [tls] cert/key: %s", c->path, err);
+			}
+		}
+	}
+	if (mstore_start(&sl_store, err, sizeof(err)) < 0) {
+		sluiced_teardown(true);
+		log_fatal("%s", err);
+	}
+	err[0] = '\0';
+	for (unsigned i = 0, off = 0; i < c->smtp.n_ports && off < 200; i++) {
+		bool sub = false;
+
+		for (unsigned k = 0; k < c->smtp.n_sub; k++)
+			sub |= c->smtp.sub_ports[k] == c->smtp.ports[i];
+		off += (unsigned)snprintf(err + off, 200 - off, " %u%s",
+					  c->smtp.ports[i],
+					  sub ? "(submission)" : "");
+	}
+	log_info("smtp: hostname %s, ports%s, queue %s, directory %s, "
+		 "%u worker(s) on %s, STARTTLS %s", c->smtp.hostname,
+		 err, sl_store.queue_dir, sl_store.dir_dir, sl_n_wk,
+		 sl_wk_own_lcores ? "their own lcores" : "the io lcores",
+		 c->smtp.tls_cert[0] ? "on" : "off");
+}
+
+/* sluiced_launch_workers - workers on their own lcores */
+static void sluiced_launch_workers(void)
+{
+	if (!sl_wk_own_lcores)
+		return;
+	for (unsigned i = 0; i < sl_n_wk; i++) {
+		int rc = rte_eal_remote_launch(worker_main, &sl_wk[i],
+					       sl_wk[i].lcore_id);
+		if (rc != 0) {
+			sluiced_stop_io(0);
+			sluiced_teardown(true);
+			log_fatal("cannot launch worker lcore %u: %s",
+				  sl_wk[i].lcore_id, rte_strerror(-rc));
+		}
+	}
+}
+
 /* sluiced_stop_io - stop every launched io reactor and join them */
 static void sluiced_stop_io(unsigned n)
 {
 	for (unsigned q = 0; q < n; q++)
 		reactor_stop(&sl_io[q].reactor);
+	if (sl_wk_own_lcores)
+		for (unsigned i = 0; i < sl_n_wk; i++)
+			reactor_stop(&sl_wk[i].reactor);
 	rte_eal_mp_wait_lcore();
 }
 
@@ -324,20 +436,25 @@ int main(int argc, char **argv)
 		log_fatal("%s", err);
 	}
 	sluiced_prepare_io(&sl_cfg, &sl_port, &imp);
+	sluiced_prepare_smtp(&sl_cfg);
 	tele_init(&sl_cfg, &sl_prof, &sl_port, sl_io, sl_cfg.n_io, ea.no_huge);
+	tele_smtp(sl_store_open ? &sl_store : NULL, sl_wk, sl_n_wk);
+	sluiced_launch_workers();
 	sluiced_launch(&sl_cfg);
 	line[0] = '\0';
 	for (unsigned q = 0, off = 0; q < sl_cfg.n_io && off < 256; q++)
 		off += (unsigned)snprintf(line + off, 256 - off, "%s%u",
 					  q ? "," : "", sl_cfg.io_lcores[q]);
 	log_info("ready: %u.%u.%u.%u/%u on port %u (%s), main lcore %u, io "
-		 "lcores %s, services:%s%s%s", sl_cfg.ip >> 24,
+		 "lcores %s, services:%s%s%s%s", sl_cfg.ip >> 24,
 		 sl_cfg.ip >> 16 & 255, sl_cfg.ip >> 8 & 255, sl_cfg.ip & 255,
 		 sl_cfg.prefix_len, sl_port.id, sl_port.name,
 		 sl_cfg.main_lcore, line,
 		 sl_cfg.svc_echo ? " echo/7" : "",
 		 sl_cfg.svc_discard ? " discard/9" : "",
-		 sl_cfg.svc_echo || sl_cfg.svc_discard ? "" : " none");
+		 sl_cfg.svc_smtp ? " smtp" : "",
+		 sl_cfg.svc_echo || sl_cfg.svc_discard || sl_cfg.svc_smtp ? ""
+									  : " none");
 
 	sig = ctl_run(&sl_ctl, sl_io, sl_cfg.n_io, sl_cfg.stats_interval_s);
 

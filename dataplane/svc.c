@@ -19,6 +19,7 @@ static const struct svc_def svc_defs[SVC_COUNT] = {
 	[SVC_ECHO] = { "echo", SVC_ECHO_PORT, SVC_ECHO, svc_echo_event },
 	[SVC_DISCARD] = { "discard", SVC_DISCARD_PORT, SVC_DISCARD,
 			  svc_discard_event },
+	[SVC_SMTP] = { "smtp", 0, SVC_SMTP, NULL },   /* smtpd.c listens */
 };
 
 const char *svc_name(unsigned index)
@@ -129,7 +130,7 @@ int svc_start(struct svc *v, struct net_stack *s, bool echo, bool discard,
 	for (unsigned i = 0; i < SVC_COUNT; i++) {
 		int rc;
 
-		if (!v->on[i])
+		if (!v->on[i] || !svc_defs[i].event)
 			continue;
 		rc = net_listen(s, svc_defs[i].port,
 				(void *)(uintptr_t)&svc_defs[i]);
@@ -167,6 +168,8 @@ int svc_poll(void *arg, uint64_t now_us)
 				v->st[d->index].closed++;
 				if (ev[i].error)
 					v->st[d->index].closed_error++;
+				if (d->want_closed)
+					d->event(v, &ev[i]);
 				continue;   /* handle is gone */
 			}
 			d->event(v, &ev[i]);

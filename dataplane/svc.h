@@ -11,7 +11,10 @@
  *
  * A listener's user pointer is its struct svc_def; accepted sockets are
  * given the same pointer, so net_events() dispatch is a pointer call.
- * Later services (SMTP) plug in the same way. One struct svc per io lcore.
+ * SMTP (smtpd.h) plugs in the same way: its listeners' user pointers are
+ * svc_defs, and each session starts with one, so the same dispatch reaches
+ * a session directly; it asks for NET_EV_CLOSED too (want_closed) to free
+ * the session. One struct svc per io lcore.
  */
 #ifndef SLUICE_SVC_H
 #define SLUICE_SVC_H
@@ -27,6 +30,7 @@
 #define SVC_DISCARD_PORT 9
 
 struct svc;
+struct smtpd;
 
 struct svc_stats {
 	uint64_t accepted, closed, closed_error, bytes_in, bytes_out;
@@ -37,15 +41,17 @@ struct svc_def {
 	uint16_t port;
 	unsigned index;           /* into svc.st */
 	void (*event)(struct svc *v, const struct net_event *ev);
+	bool want_closed;         /* also call event with NET_EV_CLOSED */
 };
 
-enum { SVC_ECHO = 0, SVC_DISCARD = 1, SVC_COUNT };
+enum { SVC_ECHO = 0, SVC_DISCARD = 1, SVC_SMTP = 2, SVC_COUNT };
 
 struct svc {
 	struct net_stack *s;
 	bool on[SVC_COUNT];
 	struct svc_stats st[SVC_COUNT];
 	uint64_t events, stray_events;
+	struct smtpd *smtpd;      /* SMTP service of this lcore (smtpd.h) */
 };
 
 /* svc_start - listen on the enabled services' ports; 0 or -1 with err */

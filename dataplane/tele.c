@@ -19,6 +19,9 @@
 
 #include "cfg.h"
 #include "iolcore.h"
+#include "mstore.h"
+#include <rte_ring.h>
+#include "worker.h"
 #include "nicprof.h"
 #include "port.h"
 #include "tele.h"
@@ -37,6 +40,9 @@ static struct {
 	bool no_huge;
 	uint64_t start_us;
 	struct iolcore_snap snap;   /* scratch, used under lock */
+	struct mstore *m;
+	struct worker *wk;
+	unsigned n_wk;
 } tele = { .lock = RTE_SPINLOCK_INITIALIZER };
 
 void tele_name(const char *in, char *out, size_t outlen)
@@ -304,12 +310,117 @@ static int tele_info(const char *cmd, const char *params,
 		 p->grant.rx_tcp_csum, p->grant.tx_ip_csum,
 		 p->grant.tx_tcp_csum);
 	rte_tel_data_add_dict_string(d, "offloads", buf);
-	snprintf(buf, sizeof(buf), "%s%s%s", c->svc_echo ? "echo/7 " : "",
-		 c->svc_discard ? "discard/9" : "",
-		 c->svc_echo || c->svc_discard ? "" : "none");
+	snprintf(buf, sizeof(buf), "%s%s%s%s", c->svc_echo ? "echo/7 " : "",
+		 c->svc_discard ? "discard/9 " : "", c->svc_smtp ? "smtp" : "",
+		 c->svc_echo || c->svc_discard || c->svc_smtp ? "" : "none");
 	rte_tel_data_add_dict_string(d, "services", buf);
 	tele_end();
 	return 0;
+}
+
+/* tele_smtp_counters - /sluice/smtp/counters */
+static int tele_smtp_counters(const char *cmd, const char *params,
+			      struct rte_tel_data *d)
+{
+	struct smtpd_stats t;
+	struct worker_stats w;
+	struct stor_writer_stats ws;
+	uint64_t ring[PRIO_LEVELS];
+	char n[64];
+
+	(void)cmd;
+	(void)params;
+	if (tele_begin() < 0)
+		return -EBUSY;
+	if (!tele.m) {
+		tele_end();
+		return -ENOTSUP;
+	}
+	memset(&t, 0, sizeof(t));
+	memset(&w, 0, sizeof(w));
+	for (unsigned i = 0; i < tele.n_io; i++) {
+		const struct smtpd_stats *s = &tele.snap.smtpd;
+
+		iolcore_snapshot(&tele.io[i], &tele.snap, TELE_SNAP_WAIT_MS);
+		for (size_t k = 0; k < sizeof(t) / sizeof(uint64_t); k++) {
+			if (offsetof(struct smtpd_stats, eod_to_250_max_us) ==
+			    k * sizeof(uint64_t)) {
+				if (s->eod_to_250_max_us > t.eod_to_250_max_us)
+					t.eod_to_250_max_us =
+						s->eod_to_250_max_us;
+				continue;
+			}
+			((uint64_t *)&t)[k] += ((const uint64_t *)s)[k];
+		}
+	}
+	for (unsigned i = 0; i < tele.n_wk; i++) {
+		const struct worker_stats *s = &tele.wk[i].st;
+
+		for (size_t k = 0; k < sizeof(w) / sizeof(uint64_t); k++)
+			((uint64_t *)&w)[k] += ((const uint64_t *)s)[k];
+	}
+	for (unsigned p = 0; p < PRIO_LEVELS; p++)
+		ring[p] = rte_ring_count(tele.m->prio[p]);
+	stor_writer_stats(tele.m->w, &ws);
+	rte_tel_data_start_dict(d);
+#define TS(f) rte_tel_data_add_dict_u64(d, #f, t.f)
+	TS(sessions); TS(active); TS(closed);
+	TS(refused_lcore_limit); TS(refused_client_conns);
+	TS(refused_client_rate);
+	rte_tel_data_add_dict_u64(d, "replies_2xx", t.replies[2]);
+	rte_tel_data_add_dict_u64(d, "replies_3xx", t.replies[3]);
+	rte_tel_data_add_dict_u64(d, "replies_4xx", t.replies[4]);
+	rte_tel_data_add_dict_u64(d, "replies_5xx", t.replies[5]);
+	TS(mail); TS(rcpt_ok); TS(rcpt_unknown); TS(rcpt_relay_denied);
+	TS(queued); TS(queued_bytes); TS(data_refused);
+	TS(auth_ok); TS(auth_fail); TS(auth_required); TS(tls_ok); TS(tls_fail);
+	rte_tel_data_add_dict_u64(d, "pushback/ring_full", t.push_ring_full);
+	rte_tel_data_add_dict_u64(d, "pushback/wait_timeout",
+				  t.push_wait_timeout);
+	rte_tel_data_add_dict_u64(d, "pushback/queue_full", t.push_queue_full);
+	rte_tel_data_add_dict_u64(d, "pushback/store_full", t.push_store_full);
+	rte_tel_data_add_dict_u64(d, "pushback/writer_busy", w.writer_busy);
+	TS(waiting);
+	rte_tel_data_add_dict_u64(d, "eod_to_250_avg_us", t.eod_to_250_n ?
+				  t.eod_to_250_us_sum / t.eod_to_250_n : 0);
+	TS(eod_to_250_max_us);
+#undef TS
+	for (unsigned p = 0; p < PRIO_LEVELS; p++) {
+		snprintf(n, sizeof(n), "ring/%u/depth", p);
+		rte_tel_data_add_dict_u64(d, n, ring[p]);
+		snprintf(n, sizeof(n), "ring/%u/taken", p);
+		rte_tel_data_add_dict_u64(d, n, w.taken[p]);
+	}
+	rte_tel_data_add_dict_u64(d, "worker/submitted", w.submitted);
+	rte_tel_data_add_dict_u64(d, "worker/committed", w.committed);
+	rte_tel_data_add_dict_u64(d, "worker/failed_full", w.failed_full);
+	rte_tel_data_add_dict_u64(d, "worker/failed_store", w.failed_store);
+	rte_tel_data_add_dict_u64(d, "worker/loops", w.loops);
+	rte_tel_data_add_dict_u64(d, "worker/too_big", w.too_big);
+	rte_tel_data_add_dict_u64(d, "writer/batches", ws.batches);
+	rte_tel_data_add_dict_u64(d, "writer/committed", ws.committed);
+	rte_tel_data_add_dict_u64(d, "writer/max_batch", ws.max_batch);
+	rte_tel_data_add_dict_u64(d, "queue/full", stor_queue_full(tele.m->q));
+	rte_tel_data_add_dict_u64(d, "log/lines",
+				  atomic_load(&tele.m->st.log_lines));
+	rte_tel_data_add_dict_u64(d, "log/drops",
+				  atomic_load(&tele.m->st.log_drops));
+	tele_end();
+	return 0;
+}
+
+void tele_smtp(struct mstore *m, struct worker *wk, unsigned n_wk)
+{
+	rte_spinlock_lock(&tele.lock);
+	tele.m = m;
+	tele.wk = wk;
+	tele.n_wk = n_wk;
+	rte_spinlock_unlock(&tele.lock);
+	if (m)
+		rte_telemetry_register_cmd("/sluice/smtp/counters",
+			tele_smtp_counters, "SMTP sessions, replies by class, "
+			"priority ring depths, pushback by cause, workers, "
+			"writer");
 }
 
 void tele_init(const struct cfg *c, const struct nicprof *prof,

@@ -8,6 +8,9 @@
  *   /sluice/services              echo/discard connection and byte counts
  *   /sluice/lcores                reactor rounds/sleeps per io lcore
  *   /sluice/info                  version, config, port, address, lcores
+ *   /sluice/smtp/counters         sessions, replies by class, ring depths
+ *                                 per priority, pushback by cause, worker
+ *                                 and writer counters, end-of-data->250
  *
  * DPDK 22.11 allows only [A-Za-z0-9_/] in dictionary names, so the dots of
  * stack counter names become slashes: "tcp.rst_tx" is "tcp/rst_tx".
@@ -31,6 +34,10 @@ struct port;
 void tele_init(const struct cfg *c, const struct nicprof *prof,
 	       const struct port *p, struct iolcore *io, unsigned n_io,
 	       bool no_huge);
+struct mstore;
+struct worker;
+/* tele_smtp - register /sluice/smtp/counters (m NULL: SMTP is off) */
+void tele_smtp(struct mstore *m, struct worker *wk, unsigned n_wk);
 /* tele_shutdown - commands answer an error from now on (port closing) */
 void tele_shutdown(void);
 
