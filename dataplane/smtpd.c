@@ -41,6 +41,7 @@ struct smtpd_sess {
 	uint8_t submission, trusted, counted;
 	uint8_t closing, sock_gone, busy, handling, waiting, eof;
 	uint8_t tls_hs, tls_up;
+	char auth_user[256];                 /* "" until AUTH succeeded */
 	struct tls_conn *tls;
 	uint64_t banner_at_ms;               /* banner delay: answer then */
 	uint64_t wait_since_ms;
@@ -183,8 +184,7 @@ static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 	} else if (rc == MDB_NOTFOUND) {
 		if (d->rd)
 			stor_dir_reader_release(d->rd);
-		if (ss->trusted || (a->env && a->env->auth_id &&
-				    a->env->auth_id[0])) {
+		if (ss->trusted || ss->auth_user[0]) {
 			d->st.rcpt_ok++;
 			smtpd_answer(d, ss, 0, NULL, NULL, now);
 			return;
@@ -211,7 +211,7 @@ static void smtpd_mail(struct smtpd *d, struct smtpd_sess *ss,
 		       const struct smtp_action *a, uint64_t now)
 {
 	char qid[STOR_QID_TEXT + 1], line[MLOG_LINE_MAX];
-	const char *auth = a->env && a->env->auth_id ? a->env->auth_id : "";
+	const char *auth = ss->auth_user;
 
 	ss->n_mail++;
 	if (ss->submission && !auth[0]) {
@@ -453,6 +453,7 @@ static size_t smtpd_input(struct smtpd *d, struct smtpd_sess *ss,
 			si.resumed = (uint8_t)ti.resumed;
 			ss->tls_hs = 0;
 			ss->tls_up = 1;
+			ss->auth_user[0] = '\0';  /* RFC 3207 4.2: forget */
 			d->st.tls_ok++;
 			smtp_server_tls_done(ss->eng, &si, now);
 			used++;
@@ -718,9 +719,11 @@ static unsigned smtpd_done(struct smtpd *d, uint64_t now)
 		if (w->kind == WORK_DATA) {
 			smtpd_done_data(d, ss, w, now);
 		} else {
-			if (w->code == 0)
+			if (w->code == 0) {
 				d->st.auth_ok++;
-			else
+				memcpy(ss->auth_user, w->user,
+				       sizeof(ss->auth_user));
+			} else
 				d->st.auth_fail++;
 			if (!ss->sock_gone)
 				smtpd_answer(d, ss, w->code, w->enh[0] ? w->enh :
