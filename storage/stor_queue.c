@@ -35,8 +35,9 @@ struct stor_queue {
 	stor_log_fn log;
 	void *log_arg;
 	uint64_t qid_state;        /* atomic: (seconds << 20) | sequence */
-	uint64_t used;             /* atomic: writer's usage estimate */
-	int refused;               /* atomic: writer refused a message since the last recount */
+	uint64_t used;             /* atomic: bytes in use after the writer's last commit */
+	int full;                  /* atomic: the writer refuses messages of the size it last refused */
+	int boot_pending;          /* boot generation not yet durable (map was full at open) */
 	/* writer-thread scratch */
 	uint8_t *sa, *sb;
 	size_t sacap, sbcap;
@@ -100,7 +101,8 @@ static int grow(uint8_t **b, size_t *cap, size_t n)
 	return 0;
 }
 
-/* open_schema - create databases, check schema, bump the boot generation */
+/* open_schema - create the databases and check the schema. On an existing
+ * queue this writes nothing, so it succeeds even when the map is full. */
 static int open_schema(struct stor_queue *q)
 {
 	MDB_txn *t;
@@ -137,16 +139,66 @@ static int open_schema(struct stor_queue *q)
 		} else if (!rc) {
 			q->boot = v.mv_size == 4 ? stor_get_le32(v.mv_data) + 1 : 0;
 		}
-		stor_put_le32(buf, q->boot);
-		v = (MDB_val){ 4, buf };
-		if (!rc)
-			rc = mdb_put(t, q->dbi.info, &k, &v, 0);
 	}
 	if (rc) {
 		mdb_txn_abort(t);
 		return rc;
 	}
 	return mdb_txn_commit(t);
+}
+
+/* put_boot - write q->boot as the durable boot generation, own txn */
+static int put_boot(struct stor_queue *q)
+{
+	MDB_txn *t;
+	uint8_t buf[4];
+	int rc = mdb_txn_begin(q->env, NULL, 0, &t);
+	if (rc)
+		return rc;
+	stor_put_le32(buf, q->boot);
+	MDB_val k = { sizeof INFO_BOOT - 1, INFO_BOOT }, v = { 4, buf };
+	if ((rc = mdb_put(t, q->dbi.info, &k, &v, 0))) {
+		mdb_txn_abort(t);
+		return rc;
+	}
+	return mdb_txn_commit(t);
+}
+
+int stor_queue_boot_pending(const struct stor_queue *q) { return q->boot_pending; }
+
+int stor_queue_tick(struct stor_queue *q)
+{
+	return q->boot_pending ? stor_queue_persist_boot(q) : put_boot(q);
+}
+
+int stor_queue_headroom(struct stor_queue *q, MDB_txn *t, unsigned pages)
+{
+	MDB_txn *c;
+	int rc = mdb_txn_begin(q->env, t, 0, &c);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < pages && !rc; i++) {
+		uint8_t key[10] = { 0xff, 'h' };
+		stor_put_be64(key + 2, i);
+		/* > half a page: one overflow page per value, so the probe
+		 * needs single free pages, not a contiguous run */
+		MDB_val k = { sizeof key, key }, v = { q->psize - 64, NULL };
+		rc = mdb_put(c, q->dbi.info, &k, &v, MDB_RESERVE);
+	}
+	mdb_txn_abort(c);    /* gives every probe page back to t */
+	return rc;
+}
+
+int stor_queue_persist_boot(struct stor_queue *q)
+{
+	if (!q->boot_pending)
+		return 0;
+	int rc = put_boot(q);
+	if (!rc) {
+		q->boot_pending = 0;
+		stor_queue_log(q, STOR_LOG_INFO, "boot generation %u stored", q->boot);
+	}
+	return rc;
 }
 
 int stor_queue_open(const struct stor_queue_conf *conf, struct stor_queue **out)
@@ -188,6 +240,17 @@ int stor_queue_open(const struct stor_queue_conf *conf, struct stor_queue **out)
 	}
 	if (!rc)
 		rc = open_schema(q);
+	if (!rc && (rc = put_boot(q)) == MDB_MAP_FULL) {
+		/* a full map must not stop a restart: run with the next
+		 * generation and store it before the first message (the
+		 * writer refuses messages until then, so no stored id carries
+		 * a generation that is not durable) */
+		q->boot_pending = 1;
+		stor_queue_log(q, STOR_LOG_WARN, "%s: map full at open: boot generation %u "
+			       "not stored yet; new messages are refused until it is",
+			       conf->path, q->boot);
+		rc = 0;
+	}
 	if (rc) {
 		mdb_env_close(q->env);
 		free(q);
@@ -246,31 +309,25 @@ uint64_t stor_queue_new_qid(struct stor_queue *q)
 	       (nxt & 0xfffff);
 }
 
-int stor_queue_free_pages(MDB_txn *txn, uint64_t *pages)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc = mdb_cursor_open(txn, 0 /* FREE_DBI */, &c);
-	*pages = 0;
-	if (rc)
-		return rc;
-	while (!(rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)))
-		if (v.mv_size >= sizeof(size_t))
-			*pages += *(const size_t *)v.mv_data;  /* IDL: count first */
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
+/* stor_queue_used_in - pages of every B-tree (free DB, main DB, the named
+ * databases) plus the two meta pages, times the page size. mdb_stat() reads
+ * counters LMDB keeps per tree, so this is O(number of databases) and, in a
+ * write txn, includes that txn's own writes and deletions. (A cursor over
+ * LMDB's free DB, the other way to count, is refused in write txns.) */
 int stor_queue_used_in(struct stor_queue *q, MDB_txn *txn, uint64_t *used)
 {
-	MDB_envinfo ei;
-	uint64_t freep;
-	int rc = stor_queue_free_pages(txn, &freep);
-	if (rc)
-		return rc;
-	mdb_env_info(q->env, &ei);
-	uint64_t pages = (uint64_t)ei.me_last_pgno + 1;
-	*used = (pages > freep ? pages - freep : 0) * q->psize;
+	const struct stor_queue_dbi *d = &q->dbi;
+	MDB_dbi all[] = { 0 /* FREE_DBI */, 1 /* MAIN_DBI */, d->info, d->body,
+			  d->meta, d->sched, d->hold, d->dest, d->corrupt };
+	uint64_t pages = 2;
+	for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++) {
+		MDB_stat st;
+		int rc = mdb_stat(txn, all[i], &st);
+		if (rc)
+			return rc;
+		pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+	}
+	*used = pages * q->psize;
 	return 0;
 }
 
@@ -290,15 +347,15 @@ int stor_queue_usage(struct stor_queue *q, uint64_t *used, uint64_t *map,
 	return rc;
 }
 
-void stor_queue_publish_used(struct stor_queue *q, uint64_t used, int refused)
+void stor_queue_publish_used(struct stor_queue *q, uint64_t used, int full)
 {
 	__atomic_store_n(&q->used, used, __ATOMIC_RELAXED);
-	__atomic_store_n(&q->refused, refused, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->full, full, __ATOMIC_RELEASE);
 }
 
 int stor_queue_full(const struct stor_queue *q)
 {
-	return __atomic_load_n(&q->refused, __ATOMIC_RELAXED) ||
+	return __atomic_load_n(&q->full, __ATOMIC_ACQUIRE) ||
 	       __atomic_load_n(&q->used, __ATOMIC_RELAXED) >= q->watermark;
 }
 

@@ -75,7 +75,11 @@ const char *stor_queue_durability_name(enum stor_durability d);
 
 /* stor_queue_open - open or create the environment, check the schema
  * (STOR_ESCHEMA), clear stale reader slots of dead processes, bump the boot
- * generation. Errors: errno (mkdir, EINVAL for bad conf), MDB_* codes. */
+ * generation. Opening an existing queue writes only the boot generation;
+ * if the map is too full even for that (MDB_MAP_FULL) the queue still opens
+ * (warning logged) with the generation pending, see
+ * stor_queue_boot_pending(). Errors: errno (mkdir, EINVAL for bad conf),
+ * MDB_* codes. */
 int stor_queue_open(const struct stor_queue_conf *conf, struct stor_queue **q);
 void stor_queue_close(struct stor_queue *q);
 
@@ -92,23 +96,45 @@ int stor_queue_verify_bodies(const struct stor_queue *q);
  * generation, sequence; see stor_rec.h), increasing within a process */
 uint64_t stor_queue_new_qid(struct stor_queue *q);
 
-/* stor_queue_usage - estimated bytes in use ((last page + 1 - free pages)
- * * page size), map size, and the high watermark in bytes; read txn.
- * Errors: MDB_* */
+/* stor_queue_usage - bytes in use (every B-tree's pages plus the two meta
+ * pages, times the page size; pages on LMDB's freelist count as free), map
+ * size, and the high watermark in bytes; read txn. Errors: MDB_* */
 int stor_queue_usage(struct stor_queue *q, uint64_t *used, uint64_t *map,
 		     uint64_t *watermark);
-/* stor_queue_full - 1 when the writer's usage estimate is above the
- * watermark or it refused a message (STOR_EFULL) since its last recount of
- * free pages (recounts every 100 ms while refusing, even when idle);
- * lock-free, for SMTP to answer 452 4.3.1 at MAIL */
+/* stor_queue_full - 1 when the writer would refuse a new message now:
+ * usage after its last commit is at the watermark, or it refused a message
+ * (watermark or MDB_MAP_FULL) and no commit since has freed enough room
+ * for one of that size. Changed only by the writer's commits (deletions
+ * lift it as they commit), never by a timer. Lock-free, for SMTP to answer
+ * 452 4.3.1 at MAIL. */
 int stor_queue_full(const struct stor_queue *q);
-/* writer publishes its estimate and whether it is refusing */
-void stor_queue_publish_used(struct stor_queue *q, uint64_t used, int refused);
+/* writer publishes usage after a commit and whether it refuses */
+void stor_queue_publish_used(struct stor_queue *q, uint64_t used, int full);
 uint64_t stor_queue_watermark(const struct stor_queue *q);
-/* stor_queue_free_pages - pages on LMDB's freelist, counted in txn */
-int stor_queue_free_pages(MDB_txn *txn, uint64_t *pages);
-/* stor_queue_used_in - usage estimate within txn (writer) */
+/* stor_queue_used_in - usage as stor_queue_usage, within txn (read or
+ * write; a write txn's own changes included). O(number of databases).
+ * Errors: MDB_* */
 int stor_queue_used_in(struct stor_queue *q, MDB_txn *txn, uint64_t *used);
+/* stor_queue_boot_pending - 1 if the map was too full at open to store the
+ * new boot generation; no message may be stored until
+ * stor_queue_persist_boot() succeeded (ids would not be unique across
+ * restarts otherwise) */
+int stor_queue_boot_pending(const struct stor_queue *q);
+/* stor_queue_persist_boot - store the pending boot generation in its own
+ * write txn (writer thread; no-op when not pending). Errors: MDB_* (e.g.
+ * MDB_MAP_FULL: still pending) */
+int stor_queue_persist_boot(struct stor_queue *q);
+/* stor_queue_tick - commit a minimal write txn (rewrites the boot
+ * generation; stores it if pending). LMDB reuses pages a commit freed only
+ * two commits later: a tick lets the next txn reuse what the previous one
+ * freed. Errors: MDB_* */
+int stor_queue_tick(struct stor_queue *q);
+/* stor_queue_headroom - 0 if txn t could still allocate `pages` more
+ * single pages (probed in a nested txn that is aborted: t is unchanged);
+ * MDB_MAP_FULL if not. The writer keeps this headroom after every txn that
+ * stores messages, so deletions, updates and a restart always find pages
+ * on a map that messages have filled. Errors: MDB_* */
+int stor_queue_headroom(struct stor_queue *q, MDB_txn *t, unsigned pages);
 
 /* ---- readers: read-only snapshots, never block the writer ---- */
 

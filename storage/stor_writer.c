@@ -28,7 +28,10 @@
 #include "stor_writer.h"
 
 #define GATHER_BURST 32
-#define REFRESH_NS   (100 * 1000 * 1000ull)   /* usage recount period */
+/* pages a txn that stores messages must leave allocatable: room for the
+ * bookkeeping that frees space (deletes, updates) and for a restart (boot
+ * generation, recovery) even after messages filled the map */
+#define HEADROOM_PAGES 32
 
 struct stor_producer {
 	struct rte_ring *sub;       /* producer -> writer */
@@ -56,11 +59,14 @@ struct stor_writer {
 	struct stor_sub **batch;
 	unsigned n;
 	size_t bytes;
-	uint64_t base_used;         /* usage estimate at txn start */
-	uint64_t added;             /* estimate added by this txn */
-	uint64_t refreshed_ns;
-	int refreshed_in_txn;
-	int refusing;               /* refused a message since the last recount */
+	uint64_t base_used;         /* exact usage when last counted in this txn */
+	uint64_t added;             /* estimated cost of enqueues since then */
+	uint64_t used;              /* usage after the last commit (published) */
+	uint64_t need;              /* cost of the last refused message, 0 = none */
+	uint64_t need_lim;          /* ... usage must drop to need_lim - need */
+	int boot_ok;                /* boot generation durable: may store messages */
+	unsigned stored;            /* enqueues stored in the open txn */
+	int ticked;                 /* no commit but ticks since the last tick */
 	struct stor_writer_stats st;
 };
 
@@ -122,6 +128,9 @@ int stor_writer_new(struct stor_queue *q, const struct stor_writer_conf *c,
 		return ENOMEM;
 	}
 	pthread_mutex_init(&w->reg, NULL);
+	if (stor_queue_usage(q, &w->used, NULL, NULL))
+		w->used = 0;
+	stor_queue_publish_used(q, w->used, stor_queue_boot_pending(q));
 	*out = w;
 	return 0;
 }
@@ -230,6 +239,37 @@ static int clean(int rc)
 	       rc == EINVAL || rc == STOR_EFULL || rc == STOR_ECORRUPT;
 }
 
+/* refuse - remember a refused message: the queue stays "full" until a
+ * commit leaves usage + cost <= lim */
+static int refuse(struct stor_writer *w, struct stor_sub *s, uint64_t lim)
+{
+	w->need = s->cost;
+	w->need_lim = lim;
+	return STOR_EFULL;
+}
+
+/* admit - watermark check for one ENQUEUE. Uses the running estimate
+ * (exact count at txn start + estimated cost of what this txn stored) and
+ * recounts exactly before refusing, so a refusal is always based on an
+ * exact count that includes this txn's own deletions. */
+static int admit(struct stor_writer *w, MDB_txn *t, struct stor_sub *s)
+{
+	uint64_t wm = stor_queue_watermark(w->q);
+	if (!w->boot_ok)
+		return STOR_EFULL;   /* stor_queue_full() says so while pending */
+	if (w->base_used + w->added + s->cost > wm) {
+		uint64_t used;
+		int rc = stor_queue_used_in(w->q, t, &used);
+		if (rc)
+			return rc;
+		w->base_used = used;
+		w->added = 0;
+		if (used + s->cost > wm)
+			return refuse(w, s, wm);
+	}
+	return 0;
+}
+
 /* apply - one submission into the open txn */
 static int apply(struct stor_writer *w, MDB_txn *t, struct stor_sub *s)
 {
@@ -238,25 +278,20 @@ static int apply(struct stor_writer *w, MDB_txn *t, struct stor_sub *s)
 	case STOR_OP_ENQUEUE: {
 		if (!s->u.enq.msg || (s->u.enq.iovcnt && !s->u.enq.iov))
 			return EINVAL;
-		uint64_t wm = stor_queue_watermark(q);
-		if (w->base_used + w->added + s->cost > wm && !w->refreshed_in_txn) {
-			uint64_t used;
-			if (!stor_queue_used_in(q, t, &used))
-				w->base_used = used;
-			w->refreshed_in_txn = 1;
-			w->refreshed_ns = now_ns();
-		}
-		if (w->base_used + w->added + s->cost > wm) {
-			w->refusing = 1;
-			return STOR_EFULL;
-		}
+		int rc = admit(w, t, s);
+		if (rc)
+			return rc;
 		size_t len = 0;
 		for (unsigned i = 0; i < s->u.enq.iovcnt; i++)
 			len += s->u.enq.iov[i].iov_len;
-		int rc = stor_queue_txn_enqueue(q, t, s->qid, s->u.enq.msg,
-						s->u.enq.iov, s->u.enq.iovcnt, len);
-		if (!rc)
+		rc = stor_queue_txn_enqueue(q, t, s->qid, s->u.enq.msg,
+					    s->u.enq.iov, s->u.enq.iovcnt, len);
+		if (!rc) {
+			w->stored++;
 			w->added += s->cost;
+			if (s->cost >= w->need)
+				w->need = 0;    /* one that size fits again */
+		}
 		return rc;
 	}
 	case STOR_OP_UPDATE:
@@ -270,34 +305,50 @@ static int apply(struct stor_writer *w, MDB_txn *t, struct stor_sub *s)
 	}
 }
 
+/* publish - after a commit (or a refusal): usage and the full flag */
+static void publish(struct stor_writer *w)
+{
+	if (w->need && w->used + w->need <= w->need_lim)
+		w->need = 0;
+	stor_queue_publish_used(w->q, w->used,
+				w->need != 0 || stor_queue_boot_pending(w->q));
+}
+
 static int space_error(int rc)
 {
 	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
 }
 
+static void run_batch_(struct stor_writer *w, unsigned lo, unsigned hi,
+		       int may_tick);
+
 /* run_batch - apply batch[lo,hi) in one txn and commit; on a write error
  * abort and retry in halves; sets every result */
 static void run_batch(struct stor_writer *w, unsigned lo, unsigned hi)
 {
+	run_batch_(w, lo, hi, 1);
+}
+
+static void run_batch_(struct stor_writer *w, unsigned lo, unsigned hi,
+		       int may_tick)
+{
 	MDB_txn *t;
 	unsigned i;
 	int at_commit = 0;
+	/* a boot generation the map had no room for at open goes first */
+	w->boot_ok = !stor_queue_boot_pending(w->q) ||
+		     !stor_queue_persist_boot(w->q);
 	int rc = mdb_txn_begin(stor_queue_env(w->q), NULL, 0, &t);
+	if (!rc && (rc = stor_queue_used_in(w->q, t, &w->base_used)))
+		mdb_txn_abort(t);
 	if (rc) {
 		for (i = lo; i < hi; i++)
 			w->batch[i]->result = rc;
 		return;
 	}
-	uint64_t now = now_ns();
-	if (now - w->refreshed_ns > REFRESH_NS) {
-		uint64_t used;
-		if (!stor_queue_used_in(w->q, t, &used))
-			w->base_used = used;
-		w->refreshed_ns = now;
-		w->refusing = 0;
-	}
+	uint64_t start_used = w->base_used, used;
 	w->added = 0;
-	w->refreshed_in_txn = 0;
+	w->stored = 0;
 	for (i = lo; i < hi; i++) {
 		struct stor_sub *s = w->batch[i];
 		rc = apply(w, t, s);
@@ -307,13 +358,22 @@ static void run_batch(struct stor_writer *w, unsigned lo, unsigned hi)
 		mdb_txn_abort(t);
 		goto failed;
 	}
+	/* messages may not take the last pages: MDB_MAP_FULL if they do */
+	if (w->stored &&
+	    (rc = stor_queue_headroom(w->q, t, HEADROOM_PAGES))) {
+		mdb_txn_abort(t);
+		goto failed;
+	}
 	at_commit = 1;
-	now = now_ns();
+	if (stor_queue_used_in(w->q, t, &used))
+		used = w->base_used + w->added;
+	uint64_t now = now_ns();
 	rc = mdb_txn_commit(t);
 	w->st.commit_ns += now_ns() - now;
 	if (!rc) {
-		w->base_used += w->added;
-		stor_queue_publish_used(w->q, w->base_used, w->refusing);
+		w->used = used;
+		w->ticked = 0;
+		publish(w);
 		w->st.batches++;
 		if (hi - lo > w->st.max_batch)
 			w->st.max_batch = hi - lo;
@@ -325,12 +385,29 @@ failed:
 		 * retry in halves so the rest still commit */
 		unsigned mid = lo + (hi - lo) / 2;
 		w->st.splits++;
-		run_batch(w, lo, mid);
-		run_batch(w, mid, hi);
+		run_batch_(w, lo, mid, may_tick);
+		run_batch_(w, mid, hi, may_tick);
 		return;
 	}
-	if (space_error(rc))
+	if (space_error(rc) && may_tick && !w->ticked &&
+	    w->batch[lo]->op == STOR_OP_ENQUEUE) {
+		/* pages the last two commits freed are not reusable yet
+		 * (LMDB): two minimal commits make them so, then one retry */
+		w->ticked = 1;
+		if (!stor_queue_tick(w->q) && !stor_queue_tick(w->q)) {
+			run_batch_(w, lo, hi, 0);
+			return;
+		}
+	}
+	if (space_error(rc)) {
 		rc = STOR_EFULL;
+		if (w->batch[lo]->op == STOR_OP_ENQUEUE) {
+			/* MDB_MAP_FULL on top of start_used: full until
+			 * deletions free at least this message's size */
+			refuse(w, w->batch[lo], start_used);
+			publish(w);
+		}
+	}
 	for (unsigned j = lo; j < hi; j++)
 		w->batch[j]->result = rc;   /* nothing of this txn is on disk */
 	if (rc != STOR_EFULL)
@@ -383,31 +460,9 @@ static unsigned round_(struct stor_writer *w, int may_wait)
 	return n;
 }
 
-/* recount_idle - while refusing and idle, recount usage so deletions
- * done meanwhile lift the "full" state without new submissions */
-static void recount_idle(struct stor_writer *w)
-{
-	uint64_t now = now_ns(), used;
-	MDB_txn *t;
-	if (!w->refusing || now - w->refreshed_ns <= REFRESH_NS)
-		return;
-	if (mdb_txn_begin(stor_queue_env(w->q), NULL, MDB_RDONLY, &t))
-		return;
-	if (!stor_queue_used_in(w->q, t, &used)) {
-		w->base_used = used;
-		w->refusing = 0;
-		w->refreshed_ns = now;
-		stor_queue_publish_used(w->q, used, 0);
-	}
-	mdb_txn_abort(t);
-}
-
 unsigned stor_writer_poll(struct stor_writer *w)
 {
-	unsigned n = round_(w, 0);
-	if (!n)
-		recount_idle(w);
-	return n;
+	return round_(w, 0);
 }
 
 static void *writer_main(void *arg)
@@ -418,8 +473,7 @@ static void *writer_main(void *arg)
 			continue;
 		if (__atomic_load_n(&w->stop, __ATOMIC_SEQ_CST) && rings_empty(w))
 			break;
-		recount_idle(w);
-		writer_sleep(w, w->refusing ? REFRESH_NS + 1000000 : 1000 * 1000 * 1000ull);
+		writer_sleep(w, 1000 * 1000 * 1000ull);
 	}
 	return NULL;
 }

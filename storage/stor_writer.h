@@ -14,8 +14,14 @@
  * If a batch hits MDB_MAP_FULL (or MDB_TXN_FULL, or another write error)
  * the transaction is aborted and the batch retried in halves; a single
  * submission that still does not fit gets STOR_EFULL, the rest commit.
- * New messages are refused with STOR_EFULL while usage is above the high
- * watermark; updates and deletions are always attempted (they free space).
+ * A txn that stores messages must leave headroom (a few dozen pages) so
+ * deletions, updates and a restart always fit; before refusing a lone
+ * message for MDB_MAP_FULL the writer commits twice minimally so pages the
+ * last commits freed become reusable (LMDB), and retries it once.
+ * New messages are refused with STOR_EFULL when an exact count of usage
+ * says they would cross the high watermark; updates and deletions are
+ * always attempted (they free space). stor_queue_full() is updated after
+ * each commit, before completions are reported.
  *
  * The rings are DPDK rte_rings placed in ordinary memory with
  * rte_ring_init(): they work with or without rte_eal_init(), so sluiced,

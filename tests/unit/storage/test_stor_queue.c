@@ -552,19 +552,26 @@ static void high_watermark(void **st)
 	assert_int_equal(rc, STOR_EFULL);
 	assert_true(n > 20 && n < 1000);
 	assert_int_equal(stor_queue_full(f->q), 1);
-	uint64_t used, map, wm;
+	uint64_t used, map, wm, ids2[1000];
+	int n2;
 	assert_int_equal(stor_queue_usage(f->q, &used, &map, &wm), 0);
 	assert_true(map == 4 << 20 && wm == 2 << 20);
 	assert_true(used <= wm + 65536);
-	/* updates and deletions still work above the watermark */
+	/* still full: the refused size does not fit without deletions */
+	n2 = fill(f, 16384, 1, ids2, &rc);
+	assert_int_equal(n2, 0);
+	assert_int_equal(rc, STOR_EFULL);
+	assert_int_equal(stor_queue_full(f->q), 1);
+	/* updates and deletions still work above the watermark; the commits
+	 * of the deletions themselves lift the full state (no timer) */
 	for (int i = 0; i < n; i++) {
 		struct stor_sub s = { .op = STOR_OP_DELETE, .qid = ids[i] };
 		assert_int_equal(sync_submit(f->p, &s), 0);
 	}
-	usleep(250 * 1000);    /* idle writer recounts within ~100 ms */
 	assert_int_equal(stor_queue_full(f->q), 0);
-	uint64_t ids2[1000];
-	int n2 = fill(f, 16384, 10, ids2, &rc);
+	assert_int_equal(stor_queue_usage(f->q, &used, &map, &wm), 0);
+	assert_true(used < wm / 8);
+	n2 = fill(f, 16384, 10, ids2, &rc);
 	assert_int_equal(n2, 10);
 	assert_int_equal(rc, 0);
 	assert_int_equal(stor_queue_full(f->q), 0);
@@ -639,6 +646,113 @@ static void map_full_never_loses(void **st)
 	assert_int_equal(sync_submit(f->p, &d), 0);
 	uint64_t q;
 	assert_int_equal(enqueue_sync(f, &t.m, "small", 5, &q), 0);
+}
+
+/* a queue filled until MDB_MAP_FULL refuses even small messages must
+ * restart (the crash case: the appliance must come back) with every
+ * committed message, then delete and accept again; boot generations stay
+ * unique */
+static void map_full_reopen(void **st)
+{
+	struct qfix *f = *st;
+	f->map_size = 1 << 20;
+	f->hw = 1.0;
+	assert_int_equal(qfix_open(f), 0);
+	struct tmsg t;
+	tmsg_init(&t, 1, 1, 0);
+	static uint64_t ids[512];
+	static size_t lens[512];
+	static char body[9000];
+	int n = 0, rc = 0;
+	/* big bodies until refused, then ever smaller ones: truly full */
+	for (size_t len = 9000; len >= 1; len /= 3) {
+		for (;;) {
+			assert_true(n < 512);
+			memset(body, 'a' + n % 26, len);
+			rc = enqueue_sync(f, &t.m, body, len, &ids[n]);
+			if (rc)
+				break;
+			lens[n++] = len;
+		}
+		assert_int_equal(rc, STOR_EFULL);
+		assert_int_equal(stor_queue_full(f->q), 1);
+	}
+	assert_true(n > 40);
+	assert_int_equal(f->log.err, 0);
+	for (int k = 0; k < 2; k++) {
+		qfix_reopen(f);      /* asserts the open and recovery succeed */
+		assert_int_equal(f->rep.messages, n);
+		assert_int_equal(f->rep.quarantined, 0);
+		assert_int_equal(f->rep.sched_entries, n);
+		for (int i = 0; i < n; i++) {
+			memset(body, 'a' + i % 26, lens[i]);
+			check_body(f, ids[i], body, lens[i]);
+		}
+	}
+	/* deliveries free space; then messages are accepted again */
+	for (int i = 0; i < 3; i++) {
+		struct stor_sub d = { .op = STOR_OP_DELETE, .qid = ids[i] };
+		assert_int_equal(sync_submit(f->p, &d), 0);
+	}
+	uint64_t q1, q2;
+	assert_int_equal(enqueue_sync(f, &t.m, "small", 5, &q1), 0);
+	assert_int_equal(stor_queue_full(f->q), 0);
+	qfix_reopen(f);
+	assert_int_equal(f->rep.messages, n - 3 + 1);
+	check_body(f, q1, "small", 5);
+	/* the generation the stored id carries was durable: the next
+	 * start uses a later one */
+	q2 = stor_queue_new_qid(f->q);
+	assert_true(((q2 >> 20) & 0xfff) > ((q1 >> 20) & 0xfff));
+	assert_int_equal(f->log.err, 0);
+
+	/* worse: the map is full to its last page and LMDB has no reusable
+	 * page left, so even the boot generation cannot be written: another
+	 * program appended junk in one txn (its freed pages are not reusable
+	 * by the next txn) and the map is then opened at exactly the file's
+	 * size. The queue still opens with every message; it refuses new ones
+	 * until the generation is stored. */
+	qfix_close(f);
+	MDB_env *e;
+	MDB_txn *tx;
+	MDB_dbi junk;
+	assert_int_equal(mdb_env_create(&e), 0);
+	mdb_env_set_maxdbs(e, 16);
+	mdb_env_set_mapsize(e, 2 << 20);
+	assert_int_equal(mdb_env_open(e, f->dir, 0, 0600), 0);
+	/* two txns: the first uses up every reusable page (one page per
+	 * value), the second leaves only the first's few freed pages */
+	for (uint32_t i = 0, end = 200; end <= 208; end += 8) {
+		assert_int_equal(mdb_txn_begin(e, NULL, 0, &tx), 0);
+		assert_int_equal(mdb_dbi_open(tx, "junk", MDB_CREATE, &junk), 0);
+		for (; i < end; i++) {
+			uint8_t k[4] = { 0, 0, (uint8_t)(i >> 8), (uint8_t)i };
+			MDB_val kv = { 4, k }, vv = { 3000, NULL };
+			assert_int_equal(mdb_put(tx, junk, &kv, &vv,
+						 MDB_APPEND | MDB_RESERVE), 0);
+			memset(vv.mv_data, 'j', vv.mv_size);
+		}
+		assert_int_equal(mdb_txn_commit(tx), 0);
+	}
+	mdb_env_close(e);
+	f->map_size = 1 << 20;   /* smaller than the file: LMDB maps exactly the file */
+	int warn = f->log.warn;
+	assert_int_equal(qfix_open(f), 0);
+	assert_true(f->log.warn > warn);     /* "map full at open" */
+	assert_int_equal(stor_queue_boot_pending(f->q), 1);
+	assert_int_equal(stor_queue_full(f->q), 1);
+	assert_int_equal(f->rep.messages, n - 3 + 1);
+	check_body(f, q1, "small", 5);
+	assert_int_equal(enqueue_sync(f, &t.m, "x", 1, &q2), STOR_EFULL);
+	/* the operator raises the map size: the generation is stored and
+	 * messages are accepted again */
+	f->map_size = 4 << 20;
+	qfix_reopen(f);
+	assert_int_equal(stor_queue_boot_pending(f->q), 0);
+	assert_int_equal(stor_queue_full(f->q), 0);
+	assert_int_equal(enqueue_sync(f, &t.m, "x", 1, &q2), 0);
+	assert_true(((q2 >> 20) & 0xfff) > ((q1 >> 20) & 0xfff) + 1);
+	assert_int_equal(f->log.err, 0);
 }
 
 struct corrupt_seen { int n; uint64_t qid[8]; uint8_t src[8]; };
@@ -829,6 +943,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(many_producers_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(high_watermark, setup, teardown),
 		cmocka_unit_test_setup_teardown(map_full_never_loses, setup, teardown),
+		cmocka_unit_test_setup_teardown(map_full_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_records_quarantined, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_meta_seen_by_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(index_rebuild, setup, teardown),
