@@ -57,11 +57,11 @@ static uint32_t climit_find(const struct climit *c, uint32_t addr)
 static void climit_refill(const struct climit *c, struct climit_ent *e,
 			  uint64_t now)
 {
-	uint64_t full = (uint64_t)c->rate_per_min * 1000;
+	uint64_t full = (uint64_t)c->rate_per_min * CLIMIT_UNIT;
 
 	if (now > e->last_ms) {
-		/* rate_per_min tokens per 60000 ms, in milli-tokens */
-		e->tokens_milli += (now - e->last_ms) * c->rate_per_min / 60;
+		/* rate_per_min tokens per 60000 ms: exact, no rounding loss */
+		e->tokens_milli += (now - e->last_ms) * c->rate_per_min;
 		if (e->tokens_milli > full)
 			e->tokens_milli = full;
 	}
@@ -100,7 +100,7 @@ static void climit_sweep(struct climit *c, uint64_t now)
 
 		while (e->addr && e->conns == 0) {
 			climit_refill(c, e, now);
-			if (e->tokens_milli < (uint64_t)c->rate_per_min * 1000)
+			if (e->tokens_milli < (uint64_t)c->rate_per_min * CLIMIT_UNIT)
 				break;
 			climit_remove(c, i);  /* may shift another entry in */
 		}
@@ -129,7 +129,7 @@ enum climit_verdict climit_connect(struct climit *c, uint32_t addr,
 		}
 		e->addr = addr;
 		e->conns = 0;
-		e->tokens_milli = (uint64_t)c->rate_per_min * 1000;
+		e->tokens_milli = (uint64_t)c->rate_per_min * CLIMIT_UNIT;
 		e->last_ms = now_ms;
 		c->used++;
 	}
@@ -137,9 +137,9 @@ enum climit_verdict climit_connect(struct climit *c, uint32_t addr,
 	if (c->max_conns && e->conns >= c->max_conns)
 		return CLIMIT_CONNS;
 	if (c->rate_per_min) {
-		if (e->tokens_milli < 1000)
+		if (e->tokens_milli < CLIMIT_UNIT)
 			return CLIMIT_RATE;
-		e->tokens_milli -= 1000;
+		e->tokens_milli -= CLIMIT_UNIT;
 	}
 	e->conns++;
 	return CLIMIT_OK;
@@ -160,7 +160,7 @@ void climit_disconnect(struct climit *c, uint32_t addr, uint64_t now_ms)
 		e->conns--;
 	climit_refill(c, e, now_ms);
 	if (e->conns == 0 &&
-	    e->tokens_milli >= (uint64_t)c->rate_per_min * 1000)
+	    e->tokens_milli >= (uint64_t)c->rate_per_min * CLIMIT_UNIT)
 		climit_remove(c, i);
 }
 

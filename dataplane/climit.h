@@ -18,12 +18,14 @@
 
 #include <stdint.h>
 
+#define CLIMIT_UNIT 60000u   /* one token: rate tokens per 60000 ms */
+
 enum climit_verdict { CLIMIT_OK = 0, CLIMIT_CONNS = 1, CLIMIT_RATE = 2 };
 
 struct climit_ent {
 	uint32_t addr;        /* 0 = empty slot */
 	uint32_t conns;
-	uint64_t tokens_milli; /* tokens * 1000 */
+	uint64_t tokens_milli; /* tokens * CLIMIT_UNIT */
 	uint64_t last_ms;
 };
 
