@@ -164,6 +164,22 @@ void tcp_reass_copy_in(const struct net_stack *s, struct tcp_conn *c,
 void tcp_cc_init(struct net_stack *s, struct tcp_conn *c);
 void tcp_cc_rtt_sample(struct net_stack *s, struct tcp_conn *c,
 		       uint32_t rtt_us);
+/* tcp_rtt_on_ack - RTT sample for an ACK of new data: from the echoed
+ * timestamp (RFC 7323 4.1), else from the one timed segment (RFC 6298 3,
+ * Karn: retransmissions clear the timing) */
+static inline void tcp_rtt_on_ack(struct net_stack *s, struct tcp_conn *c,
+				  const struct tcp_seg *g)
+{
+	if ((c->flags & TCP_CF_TS) && g->has_ts && g->tsecr) {
+		uint32_t r = tcp_now_ms(s) + c->ts_off - g->tsecr;
+		if (r < 600000)
+			tcp_cc_rtt_sample(s, c, r * 1000);
+	} else if ((c->flags & TCP_CF_RTT_TIMING) &&
+		   SEQ_GT(g->ack, c->rtt_seq)) {
+		c->flags &= ~TCP_CF_RTT_TIMING;
+		tcp_cc_rtt_sample(s, c, (uint32_t)(s->now - c->rtt_start));
+	}
+}
 void tcp_cc_ack(struct net_stack *s, struct tcp_conn *c, uint32_t acked,
 		uint32_t ack);
 void tcp_cc_dupack(struct net_stack *s, struct tcp_conn *c);

@@ -115,15 +115,7 @@ static void tcp_input_fast(struct net_stack *s, struct tcp_conn *c,
 	if (c->flags & TCP_CF_TS)
 		tcp_input_ts_update(c, g);
 	if (SEQ_GT(g->ack, c->snd_una)) {
-		if ((c->flags & TCP_CF_TS) && g->tsecr) {
-			uint32_t r = tcp_now_ms(s) + c->ts_off - g->tsecr;
-			if (r < 600000)
-				tcp_cc_rtt_sample(s, c, r * 1000);
-		} else if ((c->flags & TCP_CF_RTT_TIMING) &&
-			   SEQ_GT(g->ack, c->rtt_seq)) {
-			c->flags &= ~TCP_CF_RTT_TIMING;
-			tcp_cc_rtt_sample(s, c, (uint32_t)(s->now - c->rtt_start));
-		}
+		tcp_rtt_on_ack(s, c, g);
 		tcp_state_ack_data(s, c, g->ack);
 	}
 	tcp_state_window_update(s, c, g);

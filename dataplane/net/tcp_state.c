@@ -175,28 +175,13 @@ void tcp_state_window_update(struct net_stack *s, struct tcp_conn *c,
 	}
 }
 
-/* tcp_state_rtt - RTT sample for an ACK of new data (RFC 7323 4 / 6298) */
-static void tcp_state_rtt(struct net_stack *s, struct tcp_conn *c,
-			  const struct tcp_seg *g)
-{
-	if ((c->flags & TCP_CF_TS) && g->has_ts && g->tsecr) {
-		uint32_t r = tcp_now_ms(s) + c->ts_off - g->tsecr;
-		if (r < 600000)
-			tcp_cc_rtt_sample(s, c, r * 1000);
-	} else if ((c->flags & TCP_CF_RTT_TIMING) &&
-		   SEQ_GT(g->ack, c->rtt_seq)) {
-		c->flags &= ~TCP_CF_RTT_TIMING;
-		tcp_cc_rtt_sample(s, c, (uint32_t)(s->now - c->rtt_start));
-	}
-}
-
 /* tcp_state_established - handshake complete (SYN-SENT or SYN-RECEIVED) */
 static void tcp_state_established(struct net_stack *s, struct tcp_conn *c,
 				  const struct tcp_seg *g, uint32_t wnd)
 {
 	struct tcp_state *t = s->tcp;
 
-	tcp_state_rtt(s, c, g);
+	tcp_rtt_on_ack(s, c, g);
 	c->snd_una = g->ack;
 	c->snd_buf_seq = c->iss + 1;
 	if (SEQ_LT(c->snd_nxt, c->snd_una))
@@ -372,7 +357,7 @@ static bool tcp_state_ack(struct net_stack *s, struct tcp_conn *c,
 	      !(g->flags & (TCP_SYN | TCP_FIN)) && wnd == c->snd_wnd &&
 	      c->snd_max != c->snd_una && c->snd_wnd != 0;
 	if (SEQ_GT(g->ack, c->snd_una)) {
-		tcp_state_rtt(s, c, g);
+		tcp_rtt_on_ack(s, c, g);
 		tcp_state_ack_data(s, c, g->ack);
 		if (tcp_conn_gone(c))
 			return false;
