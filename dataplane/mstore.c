@@ -122,7 +122,7 @@ static void *mstore_aux_main(void *arg)
 {
 	struct mstore *m = arg;
 	struct stor_dir_reader *rd = NULL;
-	struct timespec ts = { 0, 200000 };
+	struct timespec ts = { 0, 500000 };   /* idle: 0.5 ms */
 
 	if (stor_dir_reader_open(m->dir, &rd) != 0)
 		rd = NULL;

@@ -580,7 +580,7 @@ static void smtpd_accept(struct smtpd *d, const struct net_event *ev,
 	char line[MLOG_LINE_MAX];
 	uint32_t na;
 	enum climit_verdict cv;
-	int sub = 0;
+	int sub = 0, trusted = 0;
 
 	if (net_sockinfo(d->s, ev->sock, &si) < 0)
 		return;
@@ -589,7 +589,13 @@ static void smtpd_accept(struct smtpd *d, const struct net_event *ev,
 		smtpd_refuse(d, ev->sock, "Error: too many sessions, try later");
 		return;
 	}
-	cv = climit_connect(&d->lim, si.raddr, now);
+	/* trusted networks ("net" lines) are exempt from per-client limits */
+	na = htonl(si.raddr);
+	if (d->rd) {
+		trusted = stor_dir_trusted(d->rd, AF_INET, &na) == 0;
+		stor_dir_reader_release(d->rd);
+	}
+	cv = trusted ? CLIMIT_OK : climit_connect(&d->lim, si.raddr, now);
 	if (cv != CLIMIT_OK) {
 		if (cv == CLIMIT_CONNS)
 			d->st.refused_client_conns++;
@@ -603,7 +609,8 @@ static void smtpd_accept(struct smtpd *d, const struct net_event *ev,
 	}
 	ss = calloc(1, sizeof(*ss));
 	if (!ss) {
-		climit_disconnect(&d->lim, si.raddr, now);
+		if (!trusted)
+			climit_disconnect(&d->lim, si.raddr, now);
 		smtpd_refuse(d, ev->sock, "Error: out of memory");
 		return;
 	}
@@ -614,7 +621,8 @@ static void smtpd_accept(struct smtpd *d, const struct net_event *ev,
 				    true };
 	ss->d = d;
 	ss->sk = ev->sock;
-	ss->counted = 1;
+	ss->counted = !trusted;
+	ss->trusted = (uint8_t)trusted;
 	ss->raddr = si.raddr;
 	ss->submission = (uint8_t)sub;
 	ia.s_addr = htonl(si.raddr);
@@ -622,14 +630,10 @@ static void smtpd_accept(struct smtpd *d, const struct net_event *ev,
 	ss->peer.port = si.rport;
 	ss->mc.host = ss->peer.name;
 	ss->mc.addr = ss->peer.addr;
-	na = htonl(si.raddr);
-	if (d->rd) {
-		ss->trusted = stor_dir_trusted(d->rd, AF_INET, &na) == 0;
-		stor_dir_reader_release(d->rd);
-	}
 	ss->eng = smtp_server_new(&d->ecfg[sub], &ss->peer, now);
 	if (!ss->eng) {
-		climit_disconnect(&d->lim, si.raddr, now);
+		if (!trusted)
+			climit_disconnect(&d->lim, si.raddr, now);
 		free(ss);
 		smtpd_refuse(d, ev->sock, "Error: out of memory");
 		return;

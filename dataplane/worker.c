@@ -378,6 +378,15 @@ int worker_main(void *arg)
 
 void worker_fini(struct worker *k)
 {
+	/* after the writer stopped: hand back what it finished, free the
+	 * item the writer never took */
+	if (k->prod)
+		while (worker_completions(k) > 0)
+			;
+	if (k->held) {
+		worker_release(k->held);
+		k->held = NULL;
+	}
 	if (k->rd)
 		stor_dir_reader_close(k->rd);
 	k->rd = NULL;
