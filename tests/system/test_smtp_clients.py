@@ -28,8 +28,11 @@ def ml():
 
 
 def data_file(body):
+    """swaks --data file for body: swaks sends CRLF.CRLF after the data, so
+    the file holds the body without its last CRLF"""
+    assert body.endswith(b"\r\n")
     f = tempfile.NamedTemporaryFile(prefix="sluice-swaks-", suffix=".eml", delete=False)
-    f.write(body)
+    f.write(body[:-2])
     f.close()
     os.chmod(f.name, 0o644)
     return f.name
@@ -218,3 +221,32 @@ def test_smtp_source_many_sessions(ml):
         assert m, (qid, stored[start:start + 400])
         tails.add(m.group(1))
     assert len(tails) == 1 and len(tails.pop()) >= 1024
+
+
+@pytest.mark.xfail(strict=True, reason="sluiced's Received header has no ';' before the date "
+                   "when there is no 'for <rcpt>' clause (several recipients): "
+                   "'... with ESMTP id X\\r\\n\\t Mon, 23 Nov 2026 ...'")
+def test_received_header_well_formed(ml):
+    """RFC 5322 3.6.7: the trace field is "Received: tokens ; date-time";
+    with one recipient (for <...>; date) and with several (no for clause)"""
+    import smtplib
+
+    def go(host):
+        out = []
+        with smtplib.SMTP(host, 25, local_hostname="client.lab.test", timeout=30) as s:
+            assert s.ehlo()[0] == 250
+            for rcpts in (["one@" + DOMAIN], ["two@" + DOMAIN, "three@" + DOMAIN]):
+                assert s.mail("rh@client.test")[0] == 250
+                for r in rcpts:
+                    assert s.rcpt(r)[0] == 250
+                code, resp = s.data(b"Subject: rh\r\n\r\nx\r\n")
+                assert code == 250, resp
+                out.append(qid_of("250 " + resp.decode()))
+        return out
+
+    for qid in in_lab(go, ml.sluice):
+        env, stored = ml.queue_show(qid)
+        head = stored.split(b"\r\nSubject: rh")[0]
+        unfolded = re.sub(rb"\r\n[ \t]+", b" ", head)
+        assert re.match(rb"Received: from \S+ .*\bby \S+ .*;\s*\w{3}, \d{1,2} \w{3} \d{4} "
+                        rb"\d\d:\d\d:\d\d [+-]\d{4}$", unfolded), unfolded
