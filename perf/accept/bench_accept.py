@@ -25,7 +25,6 @@ Prints a table and, last, one line starting "summary:".
 """
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
