@@ -42,6 +42,8 @@ struct smtpd_sess {
 	uint8_t closing, sock_gone, busy, handling, waiting, eof;
 	uint8_t tls_hs, tls_up;
 	char auth_user[256];                 /* "" until AUTH succeeded */
+	char helo[256];                      /* for log lines */
+	uint8_t esmtp;
 	struct tls_conn *tls;
 	uint64_t banner_at_ms;               /* banner delay: answer then */
 	uint64_t wait_since_ms;
@@ -127,11 +129,9 @@ static void smtpd_reject_log(struct smtpd *d, struct smtpd_sess *ss,
 			     const char *to, const char *qid)
 {
 	char line[MLOG_LINE_MAX];
-	const struct smtp_action *a = smtp_server_action(ss->eng);
-	const char *helo = a->env && a->env->helo ? a->env->helo : "";
 
 	mlog_reject(line, sizeof(line), qid, stage, &ss->mc, code, enh, text,
-		    from, to, a->env ? a->env->esmtp : 1, helo);
+		    from, to, ss->esmtp, ss->helo);
 	smtpd_log(d, line);
 }
 
@@ -345,6 +345,8 @@ static int smtpd_act(struct smtpd *d, struct smtpd_sess *ss, uint64_t now)
 		return 1;
 	case SMTP_ACT_VERDICT_HELO:
 		ss->n_ehlo++;
+		snprintf(ss->helo, sizeof(ss->helo), "%s", a->helo ? a->helo : "");
+		ss->esmtp = a->esmtp;
 		smtpd_answer(d, ss, 0, NULL, NULL, now);
 		return 1;
 	case SMTP_ACT_VERDICT_MAIL:
