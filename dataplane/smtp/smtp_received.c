@@ -72,10 +72,12 @@ size_t smtp_received_build(char *dst, size_t cap,
 	if (s->tls)
 		ADD("\t(using %s with cipher %s (%d bits))\r\n",
 		    s->tls_info.version, s->tls_info.cipher, s->tls_info.bits);
+	/* RFC 5322 3.6.7: "Received:" tokens ";" date-time, whatever the
+	 * tokens; the for-clause names the recipient only when there is one */
 	if (s->n_rcpt == 1)
 		ADD("\tfor <%s>;", s->rcpts[0].addr.addr);
 	else
-		ADD("\t");
+		ADD("\t;");
 	ADD(" %s\r\n", date);
 #undef ADD
 	return n;

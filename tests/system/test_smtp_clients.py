@@ -223,9 +223,6 @@ def test_smtp_source_many_sessions(ml):
     assert len(tails) == 1 and len(tails.pop()) >= 1024
 
 
-@pytest.mark.xfail(strict=True, reason="sluiced's Received header has no ';' before the date "
-                   "when there is no 'for <rcpt>' clause (several recipients): "
-                   "'... with ESMTP id X\\r\\n\\t Mon, 23 Nov 2026 ...'")
 def test_received_header_well_formed(ml):
     """RFC 5322 3.6.7: the trace field is "Received: tokens ; date-time";
     with one recipient (for <...>; date) and with several (no for clause)"""
