@@ -14,12 +14,16 @@ from smtplab import (DOMAIN, USERS_DOMAIN, Raw, in_lab, lab_down, mail_lab_up,
 
 MAX_SIZE = 200000
 MAX_RCPTS = 10
+MAX_RECEIVED = 5
+MAX_CONNS = 5
 
 
 @pytest.fixture(scope="module")
 def ml():
     lab = mail_lab_up("--set", "smtp.max_message_size=%d" % MAX_SIZE,
-                      "--set", "smtp.max_recipients=%d" % MAX_RCPTS)
+                      "--set", "smtp.max_recipients=%d" % MAX_RCPTS,
+                      "--set", "smtp.max_received=%d" % MAX_RECEIVED,
+                      "--set", "smtp.per_client_max_conns=%d" % MAX_CONNS)
     yield lab
     lab_down()
 
@@ -181,9 +185,58 @@ def test_slow_client_is_served(ml):
     ml.check_queued(qid_of("250 " + r[4][1][4:]), "slow@client.test", ["slow@" + DOMAIN], body)
 
 
+def test_mail_loop_refused(ml):
+    """more Received headers than max_received: 554 5.4.6, nothing queued;
+    exactly max_received is still accepted"""
+    before = set(ml.queue_list())
+
+    def msg(n):
+        return b"".join(b"Received: from hop%d.example by hop%d.example; "
+                        b"Mon, 23 Nov 2026 10:00:00 +0000\r\n" % (i, i + 1)
+                        for i in range(n)) + b"Subject: loop\r\n\r\nround and round\r\n"
+
+    steps = [("EHLO client.lab.test", 250), ("MAIL FROM:<s@client.test>", 250),
+             ("RCPT TO:<loop@%s>" % DOMAIN, 250), ("DATA", 354),
+             (msg(MAX_RECEIVED + 1) + b".\r\n", 554), ("QUIT", 221)]
+    r = run(ml, steps)
+    assert "5.4.6" in r[5][1], r
+    assert set(ml.queue_list()) == before
+    # with sluiced's own Received that makes MAX_RECEIVED: still fine
+    body = msg(MAX_RECEIVED - 1)
+    steps = steps[:4] + [(body + b".\r\n", 250)]
+    r = run(ml, steps)
+    ml.check_queued(qid_of("250 " + r[5][1][4:]), "s@client.test", ["loop@" + DOMAIN], body)
+
+
+def test_per_client_connection_limit(ml):
+    """MAX_CONNS sessions from one address are served, one more gets 421"""
+    def go(host):
+        conns = [Raw(host) for _ in range(MAX_CONNS)]
+        greet = [c.reply()[0] for c in conns]
+        extra = Raw(host)
+        try:
+            code, text = extra.reply()
+        except ConnectionError:
+            code, text = None, "closed without a reply"
+        extra.close()
+        ok = [c.cmd("NOOP")[0] for c in conns]
+        for c in conns:
+            c.cmd("QUIT")
+            c.close()
+        return greet, (code, text), ok
+
+    greet, extra, ok = in_lab(go, ml.sluice, timeout=60)
+    assert greet == [220] * MAX_CONNS and ok == [250] * MAX_CONNS, (greet, ok)
+    assert extra[0] == 421, extra
+    time.sleep(0.5)     # the slots come back: a new session is served
+    r = run(ml, [("NOOP", 250), ("QUIT", 221)])
+    assert r[0][0] == 220
+
+
 def test_trusted_network_may_relay():
     """--trusted: the lab network relays to any domain without AUTH
     (runs last: it restarts the lab with another directory)"""
+    lab_down()          # the module's lab: ours, no need to wait for it
     lab = mail_lab_up("--trusted")
     try:
         body = b"Subject: out\r\n\r\nto the world\r\n"
