@@ -246,14 +246,15 @@ int stor_dirio_import(struct stor_dir *d, FILE *in, const char *name,
 		const char *reason = NULL;
 		int fatal = 0;
 		struct line l;
+		size_t lead = strspn(buf, " \t");
 		if (len > LINE_MAX_)
 			reason = "line too long";
 		else if (memchr(buf, 0, (size_t)len))
 			reason = "NUL byte in line";
+		else if (buf[lead] == '#' || buf[lead] == 0)
+			continue;       /* comments are free text, any length */
 		else if (split(buf, &l))
 			reason = "too many fields";
-		else if (l.n == 0 || l.f[0][0] == '#')
-			continue;
 		else
 			reason = do_line(d, t, &l, &fatal);
 		if (reason) {

@@ -412,6 +412,14 @@ static void import_export_round_trip(void **st)
 	char *c2 = export_str(f->d);
 	assert_string_equal(c2, "# sluice directory (stor_dirio export, format 1)\n"
 				"domain only.example local tls=opportunistic\n");
+	/* comments are free text of any number of words, indented or not */
+	assert_int_equal(import_str(f->d, "# the demo: one two three four five six "
+				    "seven eight nine ten\n\t  # indented, also "
+				    "with many many words in it\n"
+				    "domain only.example local\n", err, sizeof err), 0);
+	char *c4 = export_str(f->d);
+	assert_string_equal(c2, c4);
+	free(c4);
 	reopen(f);
 	char *c3 = export_str(f->d);
 	assert_string_equal(c2, c3);
