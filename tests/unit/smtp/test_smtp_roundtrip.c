@@ -34,6 +34,8 @@ struct buf { uint8_t *p; size_t len, cap; };
 
 static void buf_put(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)             /* an empty piece: b->p may still be NULL */
+		return;
 	if (b->len + n > b->cap) {
 		b->cap = (b->len + n) * 2 + 4096;
 		b->p = realloc(b->p, b->cap);
@@ -45,6 +47,8 @@ static void buf_put(struct buf *b, const void *p, size_t n)
 
 static void buf_take(struct buf *b, size_t n)
 {
+	if (n == 0)
+		return;
 	memmove(b->p, b->p + n, b->len - n);
 	b->len -= n;
 }
