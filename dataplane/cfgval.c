@@ -52,6 +52,28 @@ static char *cfgval_strip(char *s)
 	return s;
 }
 
+/* cfgval_name_add - append name to a growable list unless it is there:
+ * 1 added, 0 already present, -1 out of memory (the list stays valid) */
+static int cfgval_name_add(char (**list)[CFG_NAME_LEN], unsigned *n,
+			   unsigned *cap, const char *name)
+{
+	for (unsigned i = 0; i < *n; i++)
+		if (strcmp((*list)[i], name) == 0)
+			return 0;
+	if (*n == *cap) {
+		unsigned ncap = *cap ? 2 * *cap : 16;
+		char (*grown)[CFG_NAME_LEN] = realloc(*list,
+						      ncap * sizeof(**list));
+
+		if (!grown)
+			return -1;
+		*list = grown;
+		*cap = ncap;
+	}
+	snprintf((*list)[(*n)++], CFG_NAME_LEN, "%s", name);
+	return 1;
+}
+
 /* cfgval_lint - syntax, length and duplicate checks with line numbers */
 static int cfgval_lint(struct cfgval *v, FILE *fp)
 {
@@ -64,6 +86,7 @@ static int cfgval_lint(struct cfgval *v, FILE *fp)
 	while (rc == 0 && fgets(line, sizeof(line), fp)) {
 		char *p, *eq, *key, *val;
 		size_t len = strlen(line);
+		int added;
 
 		lineno++;
 		if (len > 0 && line[len - 1] != '\n' && !feof(fp)) {
@@ -92,21 +115,14 @@ static int cfgval_lint(struct cfgval *v, FILE *fp)
 						 "name", lineno);
 				break;
 			}
-			for (unsigned i = 0; i < nsec; i++)
-				if (strcmp(secs[i], p) == 0)
-					rc = cfgval_fail(v, "line %u: section "
-						"[%s] appears twice", lineno, p);
+			added = cfgval_name_add(&secs, &nsec, &cap_s, p);
+			if (added == 0)
+				rc = cfgval_fail(v, "line %u: section [%s] "
+						 "appears twice", lineno, p);
+			else if (added < 0)
+				rc = cfgval_fail(v, "out of memory");
 			if (rc)
 				break;
-			if (nsec == cap_s) {
-				cap_s = cap_s ? 2 * cap_s : 16;
-				secs = realloc(secs, cap_s * sizeof(*secs));
-				if (!secs) {
-					rc = cfgval_fail(v, "out of memory");
-					break;
-				}
-			}
-			snprintf(secs[nsec++], CFG_NAME_LEN, "%s", p);
 			nkey = 0;
 			continue;
 		}
@@ -139,22 +155,13 @@ static int cfgval_lint(struct cfgval *v, FILE *fp)
 					 secs[nsec - 1], key, CFG_VALUE_LEN - 1);
 			break;
 		}
-		for (unsigned i = 0; i < nkey; i++)
-			if (strcmp(keys[i], key) == 0)
-				rc = cfgval_fail(v, "line %u: [%s] %s: key "
-					"appears twice in the section", lineno,
-					secs[nsec - 1], key);
-		if (rc)
-			break;
-		if (nkey == cap_k) {
-			cap_k = cap_k ? 2 * cap_k : 16;
-			keys = realloc(keys, cap_k * sizeof(*keys));
-			if (!keys) {
-				rc = cfgval_fail(v, "out of memory");
-				break;
-			}
-		}
-		snprintf(keys[nkey++], CFG_NAME_LEN, "%s", key);
+		added = cfgval_name_add(&keys, &nkey, &cap_k, key);
+		if (added == 0)
+			rc = cfgval_fail(v, "line %u: [%s] %s: key appears "
+					 "twice in the section", lineno,
+					 secs[nsec - 1], key);
+		else if (added < 0)
+			rc = cfgval_fail(v, "out of memory");
 	}
 	if (rc == 0 && ferror(fp))
 		rc = cfgval_fail(v, "read error: %s", strerror(errno));
