@@ -13,6 +13,7 @@ Every mode is bounded in count and time and prints one JSON object.
   echo-server PORT             Linux echo server on loopback (for the bench),
                                stops after --max-seconds
 """
+import errno
 import hashlib
 import json
 import os
@@ -80,6 +81,12 @@ def concurrent(host, port, n, size, deadline):
         conns[s] = {"sent": 0, "got": b"", "ok": False}
         sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
     done = failed = 0
+    why = {}                      # failure reason -> count
+
+    def fail(reason):
+        nonlocal failed
+        failed += 1
+        why[reason] = why.get(reason, 0) + 1
     while done + failed < n and time.monotonic() < deadline:
         for key, ev in sel.select(timeout=0.5):
             s, st = key.fileobj, conns[key.fileobj]
@@ -95,18 +102,23 @@ def concurrent(host, port, n, size, deadline):
                     st["got"] += b
                     if len(st["got"]) >= size:
                         st["ok"] = st["got"] == payload
-                        done += st["ok"]
-                        failed += not st["ok"]
+                        if st["ok"]:
+                            done += 1
+                        else:
+                            fail("data mismatch")
                         sel.unregister(s)
                         s.close()
-            except (ConnectionError, OSError):
-                failed += 1
+            except (ConnectionError, OSError) as e:
+                fail("%s after %d sent, %d received" % (
+                    type(e).__name__ if not getattr(e, "errno", None)
+                    else errno.errorcode.get(e.errno, e.errno),
+                    -1 if st["sent"] < size else size, len(st["got"])))
                 sel.unregister(s)
                 s.close()
     for s in list(sel.get_map().values()):
         s.fileobj.close()
     out(mode="concurrent", n=n, done=done, failed=failed,
-        timed_out=n - done - failed)
+        timed_out=n - done - failed, why=why)
 
 
 def sequential(host, port, n, deadline):
