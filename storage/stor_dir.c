@@ -12,6 +12,7 @@
 #include "stor_dir.h"
 #include "stor_err.h"
 #include "stor_pwhash.h"
+#include "stor_rotxn.h"
 
 #define NAME_MAX_ 255
 
@@ -22,8 +23,7 @@ struct stor_dir {
 
 struct stor_dir_reader {
 	struct stor_dir *d;
-	MDB_txn *txn;
-	int active;
+	struct stor_rotxn x;
 };
 
 static const char *table_names[STOR_DIR_NTABLES] = { "domain", "rcpt", "user", "net", "prio" };
@@ -226,41 +226,28 @@ int stor_dir_reader_open(struct stor_dir *d, struct stor_dir_reader **r)
 
 void stor_dir_reader_release(struct stor_dir_reader *r)
 {
-	if (r->active)
-		mdb_txn_reset(r->txn);
-	r->active = 0;
+	stor_rotxn_end(&r->x);
 }
 
 void stor_dir_reader_close(struct stor_dir_reader *r)
 {
 	if (!r)
 		return;
-	if (r->txn)
-		mdb_txn_abort(r->txn);
+	stor_rotxn_close(&r->x);
 	free(r);
 }
 
 /* snap - a fresh snapshot for the next lookup */
 static int snap(struct stor_dir_reader *r)
 {
-	stor_dir_reader_release(r);
-	int rc = r->txn ? mdb_txn_renew(r->txn) :
-		 mdb_txn_begin(r->d->env, NULL, MDB_RDONLY, &r->txn);
-	if (rc) {
-		if (r->txn)
-			mdb_txn_abort(r->txn);
-		r->txn = NULL;
-		return rc;
-	}
-	r->active = 1;
-	return 0;
+	return stor_rotxn_begin(&r->x, r->d->env);
 }
 
 static int get(struct stor_dir_reader *r, enum stor_dir_table t, const void *k,
 	       size_t n, MDB_val *v)
 {
 	MDB_val kv = { n, (void *)k };
-	return mdb_get(r->txn, r->d->dbi[t], &kv, v);
+	return mdb_get(r->x.txn, r->d->dbi[t], &kv, v);
 }
 
 int stor_dir_domain(struct stor_dir_reader *r, struct stor_str domain,
@@ -330,7 +317,7 @@ int stor_dir_trusted(struct stor_dir_reader *r, int af, const void *addr)
 	if (!fam)
 		return EINVAL;
 	int rc = snap(r);
-	if (rc || (rc = mdb_cursor_open(r->txn, r->d->dbi[STOR_DIR_NET], &c)))
+	if (rc || (rc = mdb_cursor_open(r->x.txn, r->d->dbi[STOR_DIR_NET], &c)))
 		return rc;
 	/* visit each prefix length present (one seek per length), probe the
 	 * masked address with that length */
@@ -352,7 +339,7 @@ int stor_dir_trusted(struct stor_dir_reader *r, int af, const void *addr)
 		for (unsigned bit = plen; bit < alen * 8; bit++)
 			k[2 + bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
 		MDB_val pk = { 2 + alen, k };
-		if (!mdb_get(r->txn, r->d->dbi[STOR_DIR_NET], &pk, &v)) {
+		if (!mdb_get(r->x.txn, r->d->dbi[STOR_DIR_NET], &pk, &v)) {
 			rc = 0;
 			break;
 		}

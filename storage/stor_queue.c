@@ -18,6 +18,7 @@
 
 #include "stor_err.h"
 #include "stor_queue.h"
+#include "stor_rotxn.h"
 
 #define INFO_SCHEMA "schema"
 #define INFO_BOOT   "boot"
@@ -46,8 +47,7 @@ struct stor_queue {
 
 struct stor_reader {
 	struct stor_queue *q;
-	MDB_txn *txn;
-	int active;
+	struct stor_rotxn x;
 };
 
 static const char *dur_names[] = { "full", "unsafe-nometasync", "unsafe-nosync" };
@@ -374,48 +374,31 @@ void stor_reader_close(struct stor_reader *r)
 {
 	if (!r)
 		return;
-	if (r->txn)
-		mdb_txn_abort(r->txn);
+	stor_rotxn_close(&r->x);
 	free(r);
 }
 
 int stor_reader_begin(struct stor_reader *r)
 {
-	int rc;
-	if (r->active)
-		stor_reader_end(r);
-	if (r->txn)
-		rc = mdb_txn_renew(r->txn);
-	else
-		rc = mdb_txn_begin(r->q->env, NULL, MDB_RDONLY, &r->txn);
-	if (rc) {
-		if (r->txn)
-			mdb_txn_abort(r->txn);
-		r->txn = NULL;
-		return rc;
-	}
-	r->active = 1;
-	return 0;
+	return stor_rotxn_begin(&r->x, r->q->env);
 }
 
 void stor_reader_end(struct stor_reader *r)
 {
-	if (r->active)
-		mdb_txn_reset(r->txn);
-	r->active = 0;
+	stor_rotxn_end(&r->x);
 }
 
-MDB_txn *stor_reader_txn(struct stor_reader *r) { return r->active ? r->txn : NULL; }
+MDB_txn *stor_reader_txn(struct stor_reader *r) { return r->x.active ? r->x.txn : NULL; }
 
 int stor_reader_body(struct stor_reader *r, uint64_t qid, int verify,
 		     const void **body, size_t *len)
 {
 	uint8_t key[8];
 	MDB_val k = { 8, key }, v;
-	if (!r->active)
+	if (!r->x.active)
 		return EINVAL;
 	stor_qid_key(qid, key);
-	int rc = mdb_get(r->txn, r->q->dbi.body, &k, &v);
+	int rc = mdb_get(r->x.txn, r->q->dbi.body, &k, &v);
 	if (rc)
 		return rc;
 	return stor_rec_body_decode(v.mv_data, v.mv_size, verify, body, len, NULL);
@@ -426,10 +409,10 @@ int stor_reader_msg(struct stor_reader *r, uint64_t qid, struct stor_msg *m,
 {
 	uint8_t key[8];
 	MDB_val k = { 8, key }, v;
-	if (!r->active)
+	if (!r->x.active)
 		return EINVAL;
 	stor_qid_key(qid, key);
-	int rc = mdb_get(r->txn, r->q->dbi.meta, &k, &v);
+	int rc = mdb_get(r->x.txn, r->q->dbi.meta, &k, &v);
 	if (rc)
 		return rc;
 	return stor_rec_msg_decode(v.mv_data, v.mv_size, m, rcpt, cap);
@@ -439,9 +422,9 @@ int stor_reader_dest(struct stor_reader *r, struct stor_str dest,
 		     struct stor_dest *d)
 {
 	MDB_val k = { dest.n, (void *)dest.p }, v;
-	if (!r->active || !dest.n || dest.n > 255)
+	if (!r->x.active || !dest.n || dest.n > 255)
 		return EINVAL;
-	int rc = mdb_get(r->txn, r->q->dbi.dest, &k, &v);
+	int rc = mdb_get(r->x.txn, r->q->dbi.dest, &k, &v);
 	if (rc)
 		return rc;
 	return stor_rec_dest_decode(v.mv_data, v.mv_size, d);
@@ -452,9 +435,9 @@ int stor_reader_sched(struct stor_reader *r, uint64_t until_us,
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	if (!r->active)
+	if (!r->x.active)
 		return EINVAL;
-	int rc = mdb_cursor_open(r->txn, r->q->dbi.sched, &c);
+	int rc = mdb_cursor_open(r->x.txn, r->q->dbi.sched, &c);
 	if (rc)
 		return rc;
 	while (!(rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
@@ -477,12 +460,12 @@ int stor_reader_hold(struct stor_reader *r, struct stor_str dest,
 {
 	uint8_t key[264];
 	MDB_cursor *c;
-	if (!r->active)
+	if (!r->x.active)
 		return EINVAL;
 	size_t n = stor_hold_key(key, sizeof key, dest, 0);
 	if (!n)
 		return EINVAL;
-	int rc = mdb_cursor_open(r->txn, r->q->dbi.hold, &c);
+	int rc = mdb_cursor_open(r->x.txn, r->q->dbi.hold, &c);
 	if (rc)
 		return rc;
 	MDB_val k = { n, key }, v;
@@ -502,9 +485,9 @@ int stor_reader_corrupt(struct stor_reader *r, stor_corrupt_cb cb, void *arg)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	if (!r->active)
+	if (!r->x.active)
 		return EINVAL;
-	int rc = mdb_cursor_open(r->txn, r->q->dbi.corrupt, &c);
+	int rc = mdb_cursor_open(r->x.txn, r->q->dbi.corrupt, &c);
 	if (rc)
 		return rc;
 	while (!(rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
@@ -532,10 +515,10 @@ int stor_reader_count(struct stor_reader *r, struct stor_queue_counts *c)
 		{ d->body, &c->body }, { d->meta, &c->meta }, { d->sched, &c->sched },
 		{ d->hold, &c->hold }, { d->dest, &c->dest }, { d->corrupt, &c->corrupt },
 	};
-	if (!r->active)
+	if (!r->x.active)
 		return EINVAL;
 	for (unsigned i = 0; i < sizeof t / sizeof t[0]; i++) {
-		int rc = mdb_stat(r->txn, t[i].dbi, &st);
+		int rc = mdb_stat(r->x.txn, t[i].dbi, &st);
 		if (rc)
 			return rc;
 		*t[i].out = st.ms_entries;
