@@ -205,6 +205,23 @@ static void param_error(struct smtp_server *s, int r)
 		smtp_server_error(s, 501, "5.5.4", "Invalid parameter value");
 }
 
+/* params_refused - after the address of MAIL/RCPT: only " params" may
+ * follow, and only in an EHLO session; replies and returns 1 if not */
+static int params_refused(struct smtp_server *s, const char *a, size_t n,
+			  size_t used, const char *syntax)
+{
+	if (used == n)
+		return 0;
+	if (a[used] != ' ')
+		smtp_server_error(s, 501, "5.5.4", syntax);
+	else if (!s->esmtp)
+		smtp_server_error(s, 555, "5.5.4",
+				  "Parameters not allowed after HELO");
+	else
+		return 0;
+	return 1;
+}
+
 /* cmd_mail - MAIL FROM:<reverse-path> [params] (RFC 5321 4.1.1.2) */
 static void cmd_mail(struct smtp_server *s, const char *a, size_t n,
 		     uint64_t now)
@@ -240,15 +257,8 @@ static void cmd_mail(struct smtp_server *s, const char *a, size_t n,
 				  "Bad sender address syntax");
 		return;
 	}
-	if (used < n && a[used] != ' ') {
-		smtp_server_error(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+	if (params_refused(s, a, n, used, "Syntax: MAIL FROM:<address>"))
 		return;
-	}
-	if (used < n && !s->esmtp) {
-		smtp_server_error(s, 555, "5.5.4",
-				  "Parameters not allowed after HELO");
-		return;
-	}
 	r = smtp_param_mail(&s->pend_mail, a + used, n - used, s->offered);
 	if (r < 0) {
 		param_error(s, r);
@@ -298,15 +308,8 @@ static void cmd_rcpt(struct smtp_server *s, const char *a, size_t n,
 				  "Bad recipient address syntax");
 		return;
 	}
-	if (used < n && a[used] != ' ') {
-		smtp_server_error(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+	if (params_refused(s, a, n, used, "Syntax: RCPT TO:<address>"))
 		return;
-	}
-	if (used < n && !s->esmtp) {
-		smtp_server_error(s, 555, "5.5.4",
-				  "Parameters not allowed after HELO");
-		return;
-	}
 	r = smtp_param_rcpt(&s->pend_rcpt, a + used, n - used, s->offered);
 	if (r < 0) {
 		param_error(s, r);

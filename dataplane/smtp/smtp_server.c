@@ -305,6 +305,19 @@ static int add_rcpt(struct smtp_server *s)
 	return 0;
 }
 
+/* addr_reply - MAIL/RCPT verdict reply: the callback's words, else 250 Ok
+ * with ok_enh on accept or the refusal text */
+static void addr_reply(struct smtp_server *s, int ok, int code,
+		       const char *enh, const char *text, const char *ok_enh,
+		       const char *refused)
+{
+	if (ok)
+		smtp_server_reply(s, code ? code : 250, enh ? enh : ok_enh,
+				  text ? text : "Ok");
+	else
+		smtp_server_reply(s, code, enh, text ? text : refused);
+}
+
 /* smtp_server_verdict - apply the caller's answer to the parked request */
 int smtp_server_verdict(struct smtp_server *s, int code, const char *enh,
 			const char *text, uint64_t now)
@@ -368,15 +381,11 @@ int smtp_server_verdict(struct smtp_server *s, int code, const char *enh,
 			s->env.priority = prio_ring(s, s->pend_mail.mt_priority);
 			s->n_rcpt = s->rcpt_tried = 0;
 			s->env.n_rcpt = 0;
-			smtp_server_reply(s, code ? code : 250,
-					  enh ? enh : "2.1.0",
-					  text ? text : "Ok");
 			s->state = SS_MAIL;
 		} else {
-			smtp_server_reply(s, code, enh,
-					  text ? text : "Sender refused");
 			s->queue_id[0] = '\0';
 		}
+		addr_reply(s, ok, code, enh, text, "2.1.0", "Sender refused");
 		break;
 	case PK_RCPT:
 		if (ok && add_rcpt(s) < 0) {
@@ -385,15 +394,10 @@ int smtp_server_verdict(struct smtp_server *s, int code, const char *enh,
 			text = "Insufficient system storage";
 			ok = 0;
 		}
-		if (ok) {
-			smtp_server_reply(s, code ? code : 250,
-					  enh ? enh : "2.1.5",
-					  text ? text : "Ok");
+		if (ok)
 			s->state = SS_RCPT;
-		} else {
-			smtp_server_reply(s, code, enh,
-					  text ? text : "Recipient refused");
-		}
+		addr_reply(s, ok, code, enh, text, "2.1.5",
+			   "Recipient refused");
 		break;
 	case PK_AUTH:
 		if (ok) {
