@@ -17,6 +17,7 @@
  * linked keeps its link flag, and the consumers skip entries with nothing
  * to do, so neither list needs unlinking from the middle.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -252,6 +253,21 @@ void tcp_conn_finish(struct net_stack *s, struct tcp_conn *c, int err)
 	 * until the app calls net_close, which posts CLOSED(0) */
 }
 
+/* tcp_fifo_append - append c to an intrusive FIFO of conn indices whose
+ * link field sits at next_off in struct tcp_conn (event or output list) */
+static void tcp_fifo_append(struct tcp_state *t, struct tcp_conn *c,
+			    uint32_t *head, uint32_t *tail, size_t next_off)
+{
+	uint32_t i = tcp_conn_idx(t, c);
+
+	*(uint32_t *)((char *)c + next_off) = TCP_NIL;
+	if (*tail == TCP_NIL)
+		*head = i;
+	else
+		*(uint32_t *)((char *)&t->conns[*tail] + next_off) = i;
+	*tail = i;
+}
+
 /* tcp_ev_post - add events to a socket and queue it on the ready list */
 void tcp_ev_post(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 {
@@ -275,12 +291,8 @@ void tcp_ev_post(struct net_stack *s, struct tcp_conn *c, uint32_t ev)
 	if (c->flags & TCP_CF_IN_EVQ)
 		return;
 	c->flags |= TCP_CF_IN_EVQ;
-	c->ev_next = TCP_NIL;
-	if (t->ev_tail == TCP_NIL)
-		t->ev_head = tcp_conn_idx(t, c);
-	else
-		t->conns[t->ev_tail].ev_next = tcp_conn_idx(t, c);
-	t->ev_tail = tcp_conn_idx(t, c);
+	tcp_fifo_append(t, c, &t->ev_head, &t->ev_tail,
+			offsetof(struct tcp_conn, ev_next));
 }
 
 /* tcp_out_mark - queue a connection for tcp_flush */
@@ -291,12 +303,8 @@ void tcp_out_mark(struct net_stack *s, struct tcp_conn *c)
 	if (c->flags & TCP_CF_IN_OUTQ)
 		return;
 	c->flags |= TCP_CF_IN_OUTQ;
-	c->out_next = TCP_NIL;
-	if (t->out_tail == TCP_NIL)
-		t->out_head = tcp_conn_idx(t, c);
-	else
-		t->conns[t->out_tail].out_next = tcp_conn_idx(t, c);
-	t->out_tail = tcp_conn_idx(t, c);
+	tcp_fifo_append(t, c, &t->out_head, &t->out_tail,
+			offsetof(struct tcp_conn, out_next));
 }
 
 /* tcp_conn_set_mss - payload per segment: min(peer MSS, mtu-40) - opts */

@@ -294,6 +294,26 @@ int net_shutdown(struct net_stack *s, net_sock_t sock)
 	return 0;
 }
 
+/* tcp_sock_release - the app gives up the handle: only CLOSED may still
+ * be reported; returns 1 if the connection was already done (CLOSED posted) */
+static int tcp_sock_release(struct net_stack *s, struct tcp_conn *c)
+{
+	c->flags |= TCP_CF_APP_CLOSED;
+	c->ev_pending &= NET_EV_CLOSED;
+	if (!(c->flags & TCP_CF_DONE))
+		return 0;
+	tcp_ev_post(s, c, NET_EV_CLOSED);
+	return 1;
+}
+
+/* tcp_sock_rst_abort - send RST and finish with NET_ECONNABORTED */
+static void tcp_sock_rst_abort(struct net_stack *s, struct tcp_conn *c)
+{
+	s->tcp->st.aborts++;
+	tcp_output_rst(s, c);
+	tcp_conn_finish(s, c, NET_ECONNABORTED);
+}
+
 /* net_close - shutdown and release the handle; NET_EV_CLOSED follows */
 int net_close(struct net_stack *s, net_sock_t sock)
 {
@@ -301,18 +321,12 @@ int net_close(struct net_stack *s, net_sock_t sock)
 
 	if (c == NULL || (c->flags & TCP_CF_APP_CLOSED))
 		return -NET_EINVAL;
-	c->flags |= TCP_CF_APP_CLOSED;
-	c->ev_pending &= NET_EV_CLOSED;
-	if (c->flags & TCP_CF_DONE) {
-		tcp_ev_post(s, c, NET_EV_CLOSED);
+	if (tcp_sock_release(s, c))
 		return 0;
-	}
 	if (c->rcv_len > 0 && c->state != TCPS_SYN_SENT) {
 		/* unread data: abort (RFC 9293 3.10.4, RFC 2525 2.17) */
-		s->tcp->st.aborts++;
 		c->rcv_len = 0;
-		tcp_output_rst(s, c);
-		tcp_conn_finish(s, c, NET_ECONNABORTED);
+		tcp_sock_rst_abort(s, c);
 		return 0;
 	}
 	switch (c->state) {
@@ -345,15 +359,8 @@ int net_abort(struct net_stack *s, net_sock_t sock)
 
 	if (c == NULL)
 		return -NET_EINVAL;
-	c->flags |= TCP_CF_APP_CLOSED;
-	c->ev_pending &= NET_EV_CLOSED;
-	if (c->flags & TCP_CF_DONE) {
-		tcp_ev_post(s, c, NET_EV_CLOSED);
-		return 0;
-	}
-	s->tcp->st.aborts++;
-	tcp_output_rst(s, c);
-	tcp_conn_finish(s, c, NET_ECONNABORTED);
+	if (!tcp_sock_release(s, c))
+		tcp_sock_rst_abort(s, c);
 	return 0;
 }
 
