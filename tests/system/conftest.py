@@ -54,15 +54,25 @@ def telemetry(cmd):
         return json.loads(s.recv(1 << 20).decode())[cmd]
 
 
-def lab_up(*args):
+def lab_up_env(*args):
+    """tests/lab up ARGS; returns the KEY=VALUE lines it printed. A lab
+    someone else is using (sluiced alive) gets up to 3 minutes to go away
+    before it is taken down as stale."""
+    end = time.monotonic() + 180
+    while time.monotonic() < end and subprocess.run(
+            [LAB, "status"], capture_output=True, timeout=30).returncode == 0:
+        time.sleep(2)
     subprocess.run([LAB, "down"], capture_output=True, timeout=60)
     r = subprocess.run([LAB, "up", *args], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=180)
     if r.returncode != 0:
         subprocess.run([LAB, "down"], capture_output=True, timeout=60)
         raise AssertionError("tests/lab up failed:\n%s\n%s" % (r.stdout, r.stderr))
-    env = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
-    return Lab(env)
+    return dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+
+
+def lab_up(*args):
+    return Lab(lab_up_env(*args))
 
 
 def lab_down():

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 
-from conftest import LAB, ROOT, lab_down  # noqa: F401 (lab_down re-exported)
+from conftest import LAB, ROOT, lab_down, lab_up_env  # noqa: F401 (lab_down re-exported)
 
 BUILD = os.environ.get("SLUICE_BUILD", os.path.join(ROOT, "build"))
 STOR = os.path.join(BUILD, "storage", "sluice-stor")
@@ -108,23 +108,11 @@ def check_body(stored, body, what=""):
 
 
 def mail_lab_up(*extra):
-    """tests/lab up with the mail path; returns a MailLab. A lab someone
-    else is using (sluiced alive) gets up to 3 minutes to go away before it
-    is taken down as stale."""
-    import time
-    end = time.monotonic() + 180
-    while time.monotonic() < end and subprocess.run(
-            [LAB, "status"], capture_output=True, timeout=30).returncode == 0:
-        time.sleep(2)
-    subprocess.run([LAB, "down"], capture_output=True, timeout=60)
-    args = ["--domain", DOMAIN, "--domain", USERS_DOMAIN + ":alice,bob",
-            "--route", "relay.test=peer:2525", "--user", USER + ":" + PASSWORD, *extra]
-    r = subprocess.run([LAB, "up", *args], capture_output=True, text=True, timeout=180)
-    if r.returncode != 0:
-        subprocess.run([LAB, "down"], capture_output=True, timeout=60)
-        raise AssertionError("tests/lab up failed:\n%s\n%s" % (r.stdout, r.stderr))
-    env = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
-    assert "SLUICE_STATE" in env, "no mail path in this sluiced:\n" + r.stderr
+    """tests/lab up with the mail path; returns a MailLab"""
+    env = lab_up_env("--domain", DOMAIN, "--domain", USERS_DOMAIN + ":alice,bob",
+                     "--route", "relay.test=peer:2525",
+                     "--user", USER + ":" + PASSWORD, *extra)
+    assert "SLUICE_STATE" in env, "no mail path in this sluiced: %s" % env
     return MailLab(env)
 
 
