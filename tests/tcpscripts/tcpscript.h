@@ -4,7 +4,9 @@
  *
  * tcpscript_parse.c turns a script into an array of struct ts_line;
  * tcpscript_pkt.c builds inbound frames and decodes/matches outbound ones;
- * tcpscript.c drives a net_stack with a virtual clock and a fake net_io.
+ * tcpscript.c drives a net_stack with a virtual clock and a fake net_io
+ * (tcpscript_io.c) and runs application calls (tcpscript_call.c); their
+ * shared run state is in tcpscript_rt.h.
  */
 #ifndef SLUICE_TCPSCRIPT_H
 #define SLUICE_TCPSCRIPT_H
