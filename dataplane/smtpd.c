@@ -122,19 +122,6 @@ static int smtpd_flush(struct smtpd *d, struct smtpd_sess *ss)
 	return smtp_server_output(ss->eng, &p) == 0;
 }
 
-/* smtpd_reject_log - NOQUEUE/qid reject line for a refused command */
-static void smtpd_reject_log(struct smtpd *d, struct smtpd_sess *ss,
-			     const char *stage, int code, const char *enh,
-			     const char *text, const char *from,
-			     const char *to, const char *qid)
-{
-	char line[MLOG_LINE_MAX];
-
-	mlog_reject(line, sizeof(line), qid, stage, &ss->mc, code, enh, text,
-		    from, to, ss->esmtp, ss->helo);
-	smtpd_log(d, line);
-}
-
 /* smtpd_answer - answer the pending verdict and continue the session */
 static void smtpd_answer(struct smtpd *d, struct smtpd_sess *ss, int code,
 			 const char *enh, const char *text, uint64_t now)
@@ -142,6 +129,21 @@ static void smtpd_answer(struct smtpd *d, struct smtpd_sess *ss, int code,
 	(void)d;
 	ss->handling = 0;
 	smtp_server_verdict(ss->eng, code, enh, text, now);
+}
+
+/* smtpd_reject - log the NOQUEUE reject line for a refused command, then
+ * answer it with the same code and text */
+static void smtpd_reject(struct smtpd *d, struct smtpd_sess *ss,
+			 const char *stage, int code, const char *enh,
+			 const char *text, const char *from, const char *to,
+			 uint64_t now)
+{
+	char line[MLOG_LINE_MAX];
+
+	mlog_reject(line, sizeof(line), NULL, stage, &ss->mc, code, enh, text,
+		    from, to, ss->esmtp, ss->helo);
+	smtpd_log(d, line);
+	smtpd_answer(d, ss, code, enh, text, now);
 }
 
 /* smtpd_rcpt - directory verdict for one recipient (RCPT, io lcore) */
@@ -154,7 +156,7 @@ static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 	struct stor_dir_rcpt dr;
 	const char *from = a->env ? a->env->sender.addr : "";
 	char text[400];
-	int catchall = 0, rc;
+	int catchall = 0, rc, rc2 = 0;
 
 	if (ad->flags & SMTP_ADDR_F_POSTMASTER) {
 		d->st.rcpt_ok++;
@@ -163,10 +165,13 @@ static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 	}
 	rc = d->rd ? stor_dir_domain(d->rd, (struct stor_str){ dom,
 				     (uint32_t)strlen(dom) }, &dd) : EIO;
-	if (rc == 0) {
-		rc = stor_dir_rcpt(d->rd, (struct stor_str){ ad->addr, ad->len },
-				   &dr, &catchall);
+	if (rc == 0)
+		rc2 = stor_dir_rcpt(d->rd, (struct stor_str){ ad->addr, ad->len },
+				    &dr, &catchall);
+	if (d->rd)
 		stor_dir_reader_release(d->rd);
+	if (rc == 0) {
+		rc = rc2;
 		if (rc == 0 && dr.action != STOR_ACT_REJECT) {
 			d->st.rcpt_ok++;
 			smtpd_answer(d, ss, 0, NULL, NULL, now);
@@ -176,14 +181,11 @@ static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 			d->st.rcpt_unknown++;
 			snprintf(text, sizeof(text), "<%s>: Recipient address "
 				 "rejected: User unknown", ad->addr);
-			smtpd_reject_log(d, ss, "RCPT", 550, "5.1.1", text, from,
-					 ad->addr, NULL);
-			smtpd_answer(d, ss, 550, "5.1.1", text, now);
+			smtpd_reject(d, ss, "RCPT", 550, "5.1.1", text, from,
+				     ad->addr, now);
 			return;
 		}
 	} else if (rc == MDB_NOTFOUND) {
-		if (d->rd)
-			stor_dir_reader_release(d->rd);
 		if (ss->trusted || ss->auth_user[0]) {
 			d->st.rcpt_ok++;
 			smtpd_answer(d, ss, 0, NULL, NULL, now);
@@ -192,18 +194,13 @@ static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 		d->st.rcpt_relay_denied++;
 		snprintf(text, sizeof(text), "<%s>: Relay access denied",
 			 ad->addr);
-		smtpd_reject_log(d, ss, "RCPT", 554, "5.7.1", text, from,
-				 ad->addr, NULL);
-		smtpd_answer(d, ss, 554, "5.7.1", text, now);
+		smtpd_reject(d, ss, "RCPT", 554, "5.7.1", text, from,
+			     ad->addr, now);
 		return;
 	}
-	if (d->rd)
-		stor_dir_reader_release(d->rd);
 	snprintf(text, sizeof(text), "<%s>: Recipient address rejected: "
 		 "directory unavailable (%s)", ad->addr, stor_strerror(rc));
-	smtpd_reject_log(d, ss, "RCPT", 451, "4.3.0", text, from, ad->addr,
-			 NULL);
-	smtpd_answer(d, ss, 451, "4.3.0", text, now);
+	smtpd_reject(d, ss, "RCPT", 451, "4.3.0", text, from, ad->addr, now);
 }
 
 /* smtpd_mail - submission needs AUTH; queue above watermark -> 452 */
@@ -216,19 +213,15 @@ static void smtpd_mail(struct smtpd *d, struct smtpd_sess *ss,
 	ss->n_mail++;
 	if (ss->submission && !auth[0]) {
 		d->st.auth_required++;
-		smtpd_reject_log(d, ss, "MAIL", 530, "5.7.0",
-				 "Authentication required", a->addr->addr,
-				 NULL, NULL);
-		smtpd_answer(d, ss, 530, "5.7.0", "Authentication required",
+		smtpd_reject(d, ss, "MAIL", 530, "5.7.0",
+			     "Authentication required", a->addr->addr, NULL,
 			     now);
 		return;
 	}
 	if (stor_queue_full(d->m->q)) {
 		d->st.push_queue_full++;
-		smtpd_reject_log(d, ss, "MAIL", 452, "4.3.1",
-				 "Insufficient system storage", a->addr->addr,
-				 NULL, NULL);
-		smtpd_answer(d, ss, 452, "4.3.1", "Insufficient system storage",
+		smtpd_reject(d, ss, "MAIL", 452, "4.3.1",
+			     "Insufficient system storage", a->addr->addr, NULL,
 			     now);
 		return;
 	}
