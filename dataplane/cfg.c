@@ -431,12 +431,7 @@ int cfg_load(const char *path, const char *default_profile_dir,
 			&x) == 0)
 		c->stats_interval_s = (unsigned)x;
 out:
-	cfgval_close(&v);
-	if (v.failed) {
-		snprintf(err, errlen, "%s", v.err);
-		return -1;
-	}
-	return 0;
+	return cfgval_close(&v, err, errlen);
 }
 
 int cfg_net_apply(const struct cfg *c, struct net_config *nc, char *err,

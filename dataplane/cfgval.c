@@ -193,11 +193,15 @@ int cfgval_open(struct cfgval *v, const char *path)
 	return 0;
 }
 
-void cfgval_close(struct cfgval *v)
+int cfgval_close(struct cfgval *v, char *err, size_t errlen)
 {
 	if (v->file)
 		rte_cfgfile_close(v->file);
 	v->file = NULL;
+	if (!v->failed)
+		return 0;
+	snprintf(err, errlen, "%s", v->err);
+	return -1;
 }
 
 /* cfgval_known - is name in the NULL-terminated list */

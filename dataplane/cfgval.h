@@ -40,8 +40,9 @@ struct cfgval_section {
 
 /* cfgval_open - lint and load path; -1 and v->err when missing or bad */
 int cfgval_open(struct cfgval *v, const char *path);
-/* cfgval_close - release the file (the error text stays) */
-void cfgval_close(struct cfgval *v);
+/* cfgval_close - release the file and report: 0, or -1 with the first
+ * error recorded copied into err */
+int cfgval_close(struct cfgval *v, char *err, size_t errlen);
 /* cfgval_fail - record an error about the file (printf style); returns -1 */
 int cfgval_fail(struct cfgval *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -171,10 +171,5 @@ int nicprof_load(const char *path, struct nicprof *p, char *err,
 			    "MTU %u (need %u)", p->data_room, p->mtu,
 			    128 + p->mtu + 18);
 out:
-	cfgval_close(&v);
-	if (v.failed) {
-		snprintf(err, errlen, "%s", v.err);
-		return -1;
-	}
-	return 0;
+	return cfgval_close(&v, err, errlen);
 }
