@@ -8,6 +8,7 @@
  * callbacks carry no user argument; it is written once in tele_init.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,34 @@ static int tele_net_counters(const char *cmd, const char *params,
 	return 0;
 }
 
+/* the glue counters /sluice/port/stats reports, in output order */
+static const struct {
+	const char *name;
+	size_t off;
+} tele_glue_fields[] = {
+#define TELE_GLUE(name, f) { name, offsetof(struct glue_stats, f) }
+	TELE_GLUE("glue/rx_frames", rx_frames),
+	TELE_GLUE("glue/rx_bursts", rx_bursts),
+	TELE_GLUE("glue/rx_multiseg_drop", rx_multiseg_drop),
+	TELE_GLUE("glue/tx_frames", tx_frames),
+	TELE_GLUE("glue/tx_bursts", tx_bursts),
+	TELE_GLUE("glue/tx_retries", tx_retries),
+	TELE_GLUE("glue/tx_drop", tx_drop),
+	TELE_GLUE("glue/tx_alloc_fail", tx_alloc_fail),
+	TELE_GLUE("glue/tx_too_long", tx_too_long),
+	TELE_GLUE("impair/lost", impair_lost),
+	TELE_GLUE("impair/duplicated", impair_duplicated),
+	TELE_GLUE("impair/delayed", impair_delayed),
+	TELE_GLUE("impair/reordered", impair_reordered),
+#undef TELE_GLUE
+};
+
+/* tele_glue_u64 - counter j of tele_glue_fields in g */
+static uint64_t *tele_glue_u64(struct glue_stats *g, unsigned j)
+{
+	return (uint64_t *)((char *)g + tele_glue_fields[j].off);
+}
+
 /* tele_port_stats - /sluice/port/stats */
 static int tele_port_stats(const char *cmd, const char *params,
 			   struct rte_tel_data *d)
@@ -150,19 +179,9 @@ static int tele_port_stats(const char *cmd, const char *params,
 	memset(&g, 0, sizeof(g));
 	for (unsigned i = 0; i < tele.n_io; i++) {
 		iolcore_snapshot(&tele.io[i], &tele.snap, TELE_SNAP_WAIT_MS);
-		g.rx_frames += tele.snap.glue.rx_frames;
-		g.rx_bursts += tele.snap.glue.rx_bursts;
-		g.rx_multiseg_drop += tele.snap.glue.rx_multiseg_drop;
-		g.tx_frames += tele.snap.glue.tx_frames;
-		g.tx_bursts += tele.snap.glue.tx_bursts;
-		g.tx_retries += tele.snap.glue.tx_retries;
-		g.tx_drop += tele.snap.glue.tx_drop;
-		g.tx_alloc_fail += tele.snap.glue.tx_alloc_fail;
-		g.tx_too_long += tele.snap.glue.tx_too_long;
-		g.impair_lost += tele.snap.glue.impair_lost;
-		g.impair_duplicated += tele.snap.glue.impair_duplicated;
-		g.impair_delayed += tele.snap.glue.impair_delayed;
-		g.impair_reordered += tele.snap.glue.impair_reordered;
+		for (unsigned j = 0; j < RTE_DIM(tele_glue_fields); j++)
+			*tele_glue_u64(&g, j) +=
+				*tele_glue_u64(&tele.snap.glue, j);
 	}
 	tele_end();
 	if (rc != 0)
@@ -176,20 +195,9 @@ static int tele_port_stats(const char *cmd, const char *params,
 	rte_tel_data_add_dict_u64(d, "ierrors", es.ierrors);
 	rte_tel_data_add_dict_u64(d, "oerrors", es.oerrors);
 	rte_tel_data_add_dict_u64(d, "rx_nombuf", es.rx_nombuf);
-	rte_tel_data_add_dict_u64(d, "glue/rx_frames", g.rx_frames);
-	rte_tel_data_add_dict_u64(d, "glue/rx_bursts", g.rx_bursts);
-	rte_tel_data_add_dict_u64(d, "glue/rx_multiseg_drop",
-				  g.rx_multiseg_drop);
-	rte_tel_data_add_dict_u64(d, "glue/tx_frames", g.tx_frames);
-	rte_tel_data_add_dict_u64(d, "glue/tx_bursts", g.tx_bursts);
-	rte_tel_data_add_dict_u64(d, "glue/tx_retries", g.tx_retries);
-	rte_tel_data_add_dict_u64(d, "glue/tx_drop", g.tx_drop);
-	rte_tel_data_add_dict_u64(d, "glue/tx_alloc_fail", g.tx_alloc_fail);
-	rte_tel_data_add_dict_u64(d, "glue/tx_too_long", g.tx_too_long);
-	rte_tel_data_add_dict_u64(d, "impair/lost", g.impair_lost);
-	rte_tel_data_add_dict_u64(d, "impair/duplicated", g.impair_duplicated);
-	rte_tel_data_add_dict_u64(d, "impair/delayed", g.impair_delayed);
-	rte_tel_data_add_dict_u64(d, "impair/reordered", g.impair_reordered);
+	for (unsigned j = 0; j < RTE_DIM(tele_glue_fields); j++)
+		rte_tel_data_add_dict_u64(d, tele_glue_fields[j].name,
+					  *tele_glue_u64(&g, j));
 	return 0;
 }
 
