@@ -11,6 +11,7 @@
  * 502 not implemented/disabled, 503 bad sequence, 504 unknown AUTH
  * mechanism, 555 unknown MAIL/RCPT parameter (RFC 5321 4.1.1.11).
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -29,6 +30,7 @@ struct cmd {
 	uint8_t len;
 	unsigned states;	/* where the verb is valid */
 	cmd_fn fn;
+	uint8_t noarg;		/* an argument gets 501 "Syntax: VERB" */
 };
 
 static void cmd_helo(struct smtp_server *, const char *, size_t, uint64_t);
@@ -53,15 +55,15 @@ static const struct cmd cmds[] = {
 	  cmd_ehlo },
 	{ "MAIL", 4, ST(SS_GREET) | ST(SS_READY), cmd_mail },
 	{ "RCPT", 4, ST(SS_MAIL) | ST(SS_RCPT), cmd_rcpt },
-	{ "DATA", 4, ST(SS_MAIL) | ST(SS_RCPT), cmd_data },
+	{ "DATA", 4, ST(SS_MAIL) | ST(SS_RCPT), cmd_data, 1 },
 	{ "BDAT", 4, ST_CMD, cmd_bdat },
-	{ "RSET", 4, ST_CMD, cmd_rset },
+	{ "RSET", 4, ST_CMD, cmd_rset, 1 },
 	{ "NOOP", 4, ST_CMD, cmd_noop },
-	{ "QUIT", 4, ST_CMD | ST(SS_REJECT), cmd_quit },
+	{ "QUIT", 4, ST_CMD | ST(SS_REJECT), cmd_quit, 1 },
 	{ "VRFY", 4, ST_CMD, cmd_vrfy },
 	{ "EXPN", 4, ST_CMD, cmd_expn },
 	{ "HELP", 4, ST_CMD, cmd_help },
-	{ "STARTTLS", 8, ST(SS_GREET) | ST(SS_READY), cmd_stls },
+	{ "STARTTLS", 8, ST(SS_GREET) | ST(SS_READY), cmd_stls, 1 },
 	{ "AUTH", 4, ST(SS_GREET) | ST(SS_READY), cmd_auth },
 };
 
@@ -110,6 +112,14 @@ void smtp_cmd_dispatch(struct smtp_server *s, const char *l, size_t n,
 		}
 		while (an && a[an - 1] == ' ')
 			an--;
+		if (c->noarg && an) {
+			char t[sizeof("Syntax: ") + sizeof(c->verb)];
+
+			snprintf(t, sizeof(t), "Syntax: %.*s", (int)c->len,
+				 c->verb);
+			smtp_server_error(s, 501, "5.5.4", t);
+			return;
+		}
 		c->fn(s, a, an, now);
 		return;
 	}
@@ -340,11 +350,8 @@ static void cmd_data(struct smtp_server *s, const char *a, size_t n,
 		     uint64_t now)
 {
 	(void)a;
+	(void)n;
 	(void)now;
-	if (n) {
-		smtp_server_error(s, 501, "5.5.4", "Syntax: DATA");
-		return;
-	}
 	if (s->state == SS_MAIL) {
 		/* RFC 2920 3.1: all pipelined RCPTs failed */
 		if (s->rcpt_tried)
@@ -448,11 +455,8 @@ static void cmd_rset(struct smtp_server *s, const char *a, size_t n,
 		     uint64_t now)
 {
 	(void)a;
+	(void)n;
 	(void)now;
-	if (n) {
-		smtp_server_error(s, 501, "5.5.4", "Syntax: RSET");
-		return;
-	}
 	smtp_server_txn_reset(s);
 	s->state = s->helo_done ? SS_READY : SS_GREET;
 	smtp_server_reply(s, 250, "2.0.0", "Ok");
@@ -473,11 +477,8 @@ static void cmd_quit(struct smtp_server *s, const char *a, size_t n,
 		     uint64_t now)
 {
 	(void)a;
+	(void)n;
 	(void)now;
-	if (n) {
-		smtp_server_error(s, 501, "5.5.4", "Syntax: QUIT");
-		return;
-	}
 	smtp_server_replyf(s, 221, "2.0.0", "%s Bye", s->host);
 	smtp_server_close(s, "quit");
 }
@@ -522,11 +523,8 @@ static void cmd_stls(struct smtp_server *s, const char *a, size_t n,
 		     uint64_t now)
 {
 	(void)a;
+	(void)n;
 	(void)now;
-	if (n) {
-		smtp_server_error(s, 501, "5.5.4", "Syntax: STARTTLS");
-		return;
-	}
 	if (s->tls) {
 		smtp_server_error(s, 503, "5.5.1", "TLS already active");
 		return;
