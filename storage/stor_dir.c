@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include "stor_dir.h"
+#include "stor_env.h"
 #include "stor_err.h"
 #include "stor_pwhash.h"
 #include "stor_rotxn.h"
@@ -33,23 +33,17 @@ int stor_dir_open(const struct stor_dir_conf *c, struct stor_dir **out)
 	*out = NULL;
 	if (!c || !c->path)
 		return EINVAL;
-	if (mkdir(c->path, 0700) && errno != EEXIST)
-		return errno;
 	struct stor_dir *d = calloc(1, sizeof *d);
 	if (!d)
 		return ENOMEM;
-	int rc = mdb_env_create(&d->env);
+	int rc = stor_env_open(c->path, c->map_size ? c->map_size : (size_t)256 << 20,
+			       8, c->max_readers, MDB_NOTLS, &d->env, NULL);
 	if (rc) {
 		free(d);
 		return rc;
 	}
 	MDB_txn *t = NULL;
-	if (!(rc = mdb_env_set_mapsize(d->env, c->map_size ? c->map_size : (size_t)256 << 20)) &&
-	    !(rc = mdb_env_set_maxdbs(d->env, 8)) &&
-	    !(rc = mdb_env_set_maxreaders(d->env, c->max_readers ? c->max_readers : 126)) &&
-	    !(rc = mdb_env_open(d->env, c->path, MDB_NOTLS, 0600)) &&
-	    !(rc = mdb_reader_check(d->env, NULL)) &&
-	    !(rc = mdb_txn_begin(d->env, NULL, 0, &t))) {
+	if (!(rc = mdb_txn_begin(d->env, NULL, 0, &t))) {
 		for (int i = 0; i < STOR_DIR_NTABLES && !rc; i++)
 			rc = mdb_dbi_open(t, table_names[i], MDB_CREATE, &d->dbi[i]);
 		rc = rc ? (mdb_txn_abort(t), rc) : mdb_txn_commit(t);

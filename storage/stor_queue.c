@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "stor_err.h"
+#include "stor_env.h"
 #include "stor_queue.h"
 #include "stor_rotxn.h"
 
@@ -207,8 +207,6 @@ int stor_queue_open(const struct stor_queue_conf *conf, struct stor_queue **out)
 	if (!conf || !conf->path || conf->high_watermark < 0 ||
 	    conf->high_watermark > 1 || (unsigned)conf->durability > 2)
 		return EINVAL;
-	if (mkdir(conf->path, 0700) && errno != EEXIST)
-		return errno;
 	struct stor_queue *q = calloc(1, sizeof *q);
 	if (!q)
 		return ENOMEM;
@@ -221,25 +219,18 @@ int stor_queue_open(const struct stor_queue_conf *conf, struct stor_queue **out)
 		flags |= MDB_NOMETASYNC;
 	else if (conf->durability == STOR_DUR_UNSAFE_NOSYNC)
 		flags |= MDB_NOSYNC;
-	int rc = mdb_env_create(&q->env);
+	int dead = 0;
+	int rc = stor_env_open(conf->path,
+			       conf->map_size ? conf->map_size : (size_t)1 << 30,
+			       16, conf->max_readers, flags, &q->env, &dead);
 	if (rc) {
 		free(q);
 		return rc;
 	}
-	size_t map = conf->map_size ? conf->map_size : (size_t)1 << 30;
-	if (!(rc = mdb_env_set_mapsize(q->env, map)) &&
-	    !(rc = mdb_env_set_maxdbs(q->env, 16)) &&
-	    !(rc = mdb_env_set_maxreaders(q->env, conf->max_readers ?
-					  conf->max_readers : 126)) &&
-	    !(rc = mdb_env_open(q->env, conf->path, flags, 0600))) {
-		int dead = 0;
-		rc = mdb_reader_check(q->env, &dead);
-		if (!rc && dead)
-			stor_queue_log(q, STOR_LOG_INFO, "%s: cleared %d stale reader slot(s)",
-				       conf->path, dead);
-	}
-	if (!rc)
-		rc = open_schema(q);
+	if (dead)
+		stor_queue_log(q, STOR_LOG_INFO, "%s: cleared %d stale reader slot(s)",
+			       conf->path, dead);
+	rc = open_schema(q);
 	if (!rc && (rc = put_boot(q)) == MDB_MAP_FULL) {
 		/* a full map must not stop a restart: run with the next
 		 * generation and store it before the first message (the
