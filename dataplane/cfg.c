@@ -75,11 +75,17 @@ static const char *const cfg_smtp_keys[] = { "hostname", "ports",
 	"per_client_rate_per_min", "default_priority", "notify_priority",
 	"max_received", "ring_size", "queue_wait_ms", "auth_plaintext", NULL };
 static const char *const cfg_storage_keys[] = { "state_dir", "durability",
-	"map_size_mb", "high_watermark", NULL };
+	"map_size_mb", "high_watermark", "lab_commit_delay_ms", NULL };
+static const char *const cfg_delivery_keys[] = { "enabled", "max_active",
+	"max_conns_per_dest", "max_msgs_per_conn", "rate_per_dest",
+	"retry_schedule", "max_lifetime", "delay_warning", "down_after",
+	"connect_timeout_s", "idle_conn_s", "default_route", "tls_ca",
+	"helo_name", NULL };
 static const char *const cfg_tls_keys[] = { "cert", "key", NULL };
 static const char *const cfg_reactor_keys[] = { "idle_spins",
 						"idle_sleep_us_max", NULL };
-static const char *const cfg_control_keys[] = { "stats_interval_s", NULL };
+static const char *const cfg_control_keys[] = { "stats_interval_s",
+						"socket", NULL };
 
 static const struct cfgval_section cfg_schema[] = {
 	{ "sluice", cfg_sluice_keys },
@@ -94,6 +100,7 @@ static const struct cfgval_section cfg_schema[] = {
 	{ "smtp", cfg_smtp_keys },
 	{ "storage", cfg_storage_keys },
 	{ "tls", cfg_tls_keys },
+	{ "delivery", cfg_delivery_keys },
 	{ NULL, NULL },
 };
 
@@ -391,6 +398,9 @@ static void cfg_smtp(struct cfgval *v, struct cfg *c)
 			cfgval_fail(v, "[storage] high_watermark: \"%s\" is not "
 				    "a fraction in (0, 1]", wm);
 	}
+	if (cfgval_uint(v, "storage", "lab_commit_delay_ms", 0, 60000, 0,
+			&x) == 0)
+		m->lab_commit_delay_ms = (unsigned)x;
 	cfgval_str(v, "tls", "cert", "", m->tls_cert, sizeof(m->tls_cert));
 	cfgval_str(v, "tls", "key", "", m->tls_key, sizeof(m->tls_key));
 	if (!v->failed && !m->tls_cert[0] != !m->tls_key[0])
@@ -398,6 +408,101 @@ static void cfg_smtp(struct cfgval *v, struct cfg *c)
 			    m->tls_cert[0] ? "key" : "cert");
 	if (!v->failed && m->default_priority > 7)
 		cfgval_fail(v, "[smtp] default_priority: 0..7");
+}
+
+int cfg_parse_duration(const char *s, uint64_t *secs)
+{
+	char *end;
+	unsigned long long n;
+	uint64_t mul = 1;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case '\0': case 's': break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	default: return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	if (n > UINT64_MAX / mul / 1000000)  /* must fit in microseconds */
+		return -1;
+	*secs = n * mul;
+	return 0;
+}
+
+/* cfg_dur - one duration key; 0 when absent (def) or valid */
+static void cfg_dur(struct cfgval *v, const char *key, const char *def,
+		    uint64_t max, uint64_t *out)
+{
+	const char *raw = cfgval_raw(v, "delivery", key);
+
+	if (v->failed)
+		return;
+	if (cfg_parse_duration(raw ? raw : def, out) < 0 || *out > max)
+		cfgval_fail(v, "[delivery] %s: \"%s\" is not a duration such as "
+			    "90s, 5m, 2h or 5d (at most %llus)", key,
+			    raw ? raw : def, (unsigned long long)max);
+}
+
+/* cfg_delivery - [delivery] */
+static void cfg_delivery(struct cfgval *v, struct cfg *c)
+{
+	struct cfg_delivery *d = &c->delivery;
+	char sched[512], *save = NULL, *tok;
+	uint64_t x;
+
+	cfgval_bool(v, "delivery", "enabled", c->svc_smtp, &d->enabled);
+#define CFG_DLV_U(key, lo, hi, def, field) \
+	if (cfgval_uint(v, "delivery", key, lo, hi, def, &x) == 0) \
+		d->field = (unsigned)x
+	CFG_DLV_U("max_active", 1, 1000000, 1000, max_active);
+	CFG_DLV_U("max_conns_per_dest", 1, 100000, 20, max_conns_per_dest);
+	CFG_DLV_U("max_msgs_per_conn", 1, 1000000, 100, max_msgs_per_conn);
+	CFG_DLV_U("rate_per_dest", 0, 10000000, 0, rate_per_dest);
+	CFG_DLV_U("down_after", 1, 1000000, 5, down_after);
+	CFG_DLV_U("connect_timeout_s", 1, 3600, 30, connect_timeout_s);
+	CFG_DLV_U("idle_conn_s", 0, 3600, 5, idle_conn_s);
+#undef CFG_DLV_U
+	cfgval_str(v, "delivery", "retry_schedule", "1m,5m,15m,30m,1h", sched,
+		   sizeof(sched));
+	for (tok = strtok_r(sched, ", ", &save); tok && !v->failed;
+	     tok = strtok_r(NULL, ", ", &save)) {
+		if (d->n_retry == CFG_RETRY_STEPS ||
+		    cfg_parse_duration(tok, &x) < 0 || x == 0 || x > 86400 * 7)
+			cfgval_fail(v, "[delivery] retry_schedule: \"%s\": need "
+				    "1..%d durations of 1s..7d, comma separated",
+				    tok, CFG_RETRY_STEPS);
+		else
+			d->retry_s[d->n_retry++] = (uint32_t)x;
+	}
+	if (!v->failed && d->n_retry == 0)
+		cfgval_fail(v, "[delivery] retry_schedule: empty");
+	cfg_dur(v, "max_lifetime", "5d", 86400ull * 365, &d->max_lifetime_s);
+	if (!v->failed && d->max_lifetime_s == 0)
+		cfgval_fail(v, "[delivery] max_lifetime: must be above 0");
+	cfg_dur(v, "delay_warning", "4h", 86400ull * 365, &d->delay_warning_s);
+	cfgval_str(v, "delivery", "default_route", "", d->default_route,
+		   sizeof(d->default_route));
+	if (!v->failed && d->default_route[0]) {
+		const char *colon = strrchr(d->default_route, ':');
+		char *end;
+		unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+
+		if (!colon || colon == d->default_route || !colon[1] || *end ||
+		    port == 0 || port > 65535)
+			cfgval_fail(v, "[delivery] default_route: \"%s\" is not "
+				    "HOST:PORT", d->default_route);
+	}
+	cfgval_str(v, "delivery", "tls_ca", "", d->tls_ca, sizeof(d->tls_ca));
+	cfgval_str(v, "delivery", "helo_name", c->smtp.hostname, d->helo_name,
+		   sizeof(d->helo_name));
 }
 
 int cfg_load(const char *path, const char *default_profile_dir,
@@ -430,6 +535,18 @@ int cfg_load(const char *path, const char *default_profile_dir,
 	if (cfgval_uint(&v, "control", "stats_interval_s", 0, 86400, 60,
 			&x) == 0)
 		c->stats_interval_s = (unsigned)x;
+	cfg_delivery(&v, c);
+	if (!v.failed) {
+		char defsock[300];
+
+		snprintf(defsock, sizeof(defsock), "%.280s/sluiced.sock",
+			 c->smtp.state_dir);
+		cfgval_str(&v, "control", "socket", defsock, c->ctl_socket,
+			   sizeof(c->ctl_socket));
+		if (!v.failed && c->ctl_socket[0] != '/')
+			cfgval_fail(&v, "[control] socket: \"%s\" is not an "
+				    "absolute path", c->ctl_socket);
+	}
 out:
 	return cfgval_close(&v, err, errlen);
 }

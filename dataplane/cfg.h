@@ -22,8 +22,14 @@
  *               max_received, ring_size, queue_wait_ms, auth_plaintext
  *   [storage]   state_dir, durability, map_size_mb, high_watermark
  *   [tls]       cert, key (STARTTLS offered iff both are set)
+ *   [delivery]  relay to next hops (control/sched.h, dataplane/deliver.h):
+ *               enabled, max_active, max_conns_per_dest, max_msgs_per_conn,
+ *               rate_per_dest, retry_schedule, max_lifetime, delay_warning,
+ *               down_after, connect_timeout_s, idle_conn_s, default_route,
+ *               tls_ca, helo_name
  *   [reactor]   idle_spins, idle_sleep_us_max
- *   [control]   stats_interval_s
+ *   [control]   stats_interval_s, socket (sluicectl's UNIX socket)
+ *   [storage]   ... lab_commit_delay_ms (LAB ONLY: slows every commit)
  *
  * [pools] and [tcp] values absent from the file keep the stack's defaults
  * (net_config_defaults); cfg_net_apply writes only the ones present.
@@ -69,6 +75,28 @@ struct cfg_smtp {
 	double high_watermark;
 
 	char tls_cert[256], tls_key[256];
+	unsigned lab_commit_delay_ms;        /* LAB ONLY fault injection */
+};
+
+#define CFG_RETRY_STEPS 16
+
+/* [delivery]: scheduler and outbound SMTP */
+struct cfg_delivery {
+	bool enabled;                        /* default: on with smtp */
+	unsigned max_active;                 /* delivery jobs in flight */
+	unsigned max_conns_per_dest;
+	unsigned max_msgs_per_conn;
+	unsigned rate_per_dest;              /* messages/s, 0 = no limit */
+	uint32_t retry_s[CFG_RETRY_STEPS];   /* backoff; the last repeats */
+	unsigned n_retry;
+	uint64_t max_lifetime_s;             /* then the recipient fails */
+	uint64_t delay_warning_s;            /* NOTIFY=DELAY notice; 0 = off */
+	unsigned down_after;                 /* failures that mark a link down */
+	unsigned connect_timeout_s;
+	unsigned idle_conn_s;                /* keep idle connections this long */
+	char default_route[300];             /* HOST:PORT smarthost or "" */
+	char tls_ca[256];                    /* CA file for tls=verify; "" = system */
+	char helo_name[256];                 /* default [smtp] hostname */
 };
 
 enum cfg_huge { CFG_HUGE_AUTO = 0, CFG_HUGE_YES = 1, CFG_HUGE_NO = 2 };
@@ -113,7 +141,13 @@ struct cfg {
 	unsigned idle_sleep_us_max; /* 0 = never sleep (pure busy poll) */
 
 	unsigned stats_interval_s;  /* control role stats log; 0 = off */
+	char ctl_socket[300];       /* default STATE_DIR/sluiced.sock */
+
+	struct cfg_delivery delivery;
 };
+
+/* cfg_parse_duration - "90", "90s", "5m", "2h", "5d" -> seconds; 0 or -1 */
+int cfg_parse_duration(const char *s, uint64_t *secs);
 
 /* cfg_load - read and validate path; default_profile_dir is used when the
  * file has no [sluice] profile_dir. 0, or -1 with the reason in err:

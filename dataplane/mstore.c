@@ -26,6 +26,8 @@
 #define MSTORE_AUTHQ 1024
 #define MSTORE_LOGQ 16384
 #define MSTORE_BURST 64
+#define MSTORE_SCHED_NEW 65536
+#define MSTORE_DJOBS 4096        /* per io lcore; >= [delivery] max_active share */
 
 /* mstore_stor_log - storage messages into sluiced's log */
 static void mstore_stor_log(void *arg, int level, const char *msg)
@@ -62,6 +64,13 @@ void mstore_log(struct mstore *m, const char *line)
 int mstore_auth(struct mstore *m, struct work *w)
 {
 	return rte_ring_mp_enqueue(m->authq, w) == 0 ? 0 : -1;
+}
+
+void mstore_committed(struct mstore *m, uint64_t qid)
+{
+	if (rte_ring_mp_enqueue(m->sched_new, (void *)(uintptr_t)qid) != 0)
+		atomic_store_explicit(&m->sched_rescan, true,
+				      memory_order_release);
 }
 
 void mstore_done(struct mstore *m, struct work *w)
@@ -197,6 +206,10 @@ int mstore_open(struct mstore *m, const struct cfg *c, unsigned n_io,
 			 stor_strerror(rc));
 		return -1;
 	}
+	wc.lab_commit_delay_us = s->lab_commit_delay_ms * 1000u;
+	if (wc.lab_commit_delay_us)
+		log_warn("LAB ONLY: every queue commit is delayed by %u ms "
+			 "([storage] lab_commit_delay_ms)", s->lab_commit_delay_ms);
 	rc = stor_writer_new(m->q, &wc, &m->w);
 	if (rc != 0) {
 		snprintf(err, errlen, "queue writer: %s", stor_strerror(rc));
@@ -221,6 +234,21 @@ int mstore_open(struct mstore *m, const struct cfg *c, unsigned n_io,
 			      errlen);
 	if (!m->authq || !m->logq)
 		return -1;
+	for (unsigned i = 0; i < n_io; i++) {
+		snprintf(name, sizeof(name), "sl_djob%u", i);
+		m->djob[i] = mstore_ring(name, MSTORE_DJOBS,
+					 RING_F_SP_ENQ | RING_F_SC_DEQ, err,
+					 errlen);
+		if (!m->djob[i])
+			return -1;
+	}
+	m->dres = mstore_ring("sl_dres", MSTORE_DJOBS * (n_io ? n_io : 1),
+			      RING_F_SC_DEQ, err, errlen);
+	m->sched_new = mstore_ring("sl_schednew", MSTORE_SCHED_NEW,
+				   RING_F_SC_DEQ, err, errlen);
+	if (!m->dres || !m->sched_new)
+		return -1;
+	atomic_init(&m->sched_rescan, false);
 	return 0;
 }
 
@@ -285,8 +313,12 @@ void mstore_close(struct mstore *m)
 	m->w = NULL;
 	for (unsigned i = 0; i < PRIO_LEVELS; i++)
 		rte_ring_free(m->prio[i]);
-	for (unsigned i = 0; i < m->n_io; i++)
+	for (unsigned i = 0; i < m->n_io; i++) {
 		rte_ring_free(m->done[i]);
+		rte_ring_free(m->djob[i]);
+	}
+	rte_ring_free(m->dres);
+	rte_ring_free(m->sched_new);
 	rte_ring_free(m->authq);
 	rte_ring_free(m->logq);
 	if (m->dir)

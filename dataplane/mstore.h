@@ -43,6 +43,13 @@ struct mstore {
 	struct rte_ring *prio[PRIO_LEVELS];
 	struct rte_ring *done[CFG_MAX_IO];
 	struct rte_ring *authq, *logq;
+	/* delivery (djob.h): scheduler -> io lcore k (SP/SC), io lcores ->
+	 * scheduler (MP/SC), and ids of newly committed messages from the
+	 * workers to the scheduler (MP/SC; overflow sets sched_rescan) */
+	struct rte_ring *djob[CFG_MAX_IO];
+	struct rte_ring *dres;
+	struct rte_ring *sched_new;
+	atomic_bool sched_rescan;
 	unsigned n_io;
 	pthread_t aux;
 	bool aux_started, writer_started;
@@ -65,6 +72,9 @@ void mstore_log(struct mstore *m, const char *line);
 /* mstore_auth - hand an AUTH check to the aux thread; -1 if its ring is
  * full (answer 454) */
 int mstore_auth(struct mstore *m, struct work *w);
+/* mstore_committed - tell the scheduler about a new message (workers,
+ * after its commit; never blocks: a full ring asks for a rescan) */
+void mstore_committed(struct mstore *m, uint64_t qid);
 /* mstore_done - give a finished item back to its owner's done ring */
 void mstore_done(struct mstore *m, struct work *w);
 /* mstore_stop - stop the aux thread (flushing log lines) and the writer

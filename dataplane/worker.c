@@ -288,6 +288,7 @@ static unsigned worker_completions(struct worker *k)
 
 		if (rc == 0) {
 			k->st.committed++;
+			mstore_committed(k->m, w->qid);
 			worker_finish(k, w, 0, NULL, NULL);
 		} else if (rc == STOR_EFULL) {
 			k->st.failed_full++;

@@ -1,0 +1,2 @@
+/* ctlcmd.c - in progress (see ctlcmd.h) */
+#include "ctlcmd.h"

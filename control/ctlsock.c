@@ -1,0 +1,2 @@
+/* ctlsock.c - in progress (see ctlsock.h) */
+#include "ctlsock.h"

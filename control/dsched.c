@@ -1,0 +1,2 @@
+/* dsched.c - in progress */
+#include "dsched.h"

@@ -1,0 +1,2 @@
+/* dsn.c - in progress (see dsn.h) */
+#include "dsn.h"

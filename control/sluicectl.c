@@ -1,0 +1,5 @@
+/* sluicectl.c - in progress */
+int main(void)
+{
+	return 1;
+}
