@@ -61,6 +61,8 @@ struct iolcore {
 	const struct cfg_smtp *smtp_cfg;
 	struct tls_ctx *tls;            /* smtp: STARTTLS context or NULL */
 	struct worker *worker;          /* worker poller on this lcore */
+	const struct cfg_delivery *delivery;  /* outbound relay (deliver.h); NULL = off */
+	struct tls_ctx *tls_client;     /* delivery: client context or NULL */
 	struct smtpd smtpd;
 	unsigned idle_spins, idle_sleep_us_max;
 	struct impair_cfg impair;     /* lab only: sluiced --impair */
