@@ -7,6 +7,10 @@
  * run_batch() is the only place results are decided: a submission's result
  * is 0 only if the mdb_txn_commit() that carried it returned 0.
  *
+ * Lab fault injection: with lab_commit_delay_us set, the writer thread
+ * (never stor_writer_poll) sleeps that long between gathering a non-empty
+ * batch and committing it.
+ *
  * Sleeping: an idle writer thread waits on a futex; a producer that sees
  * the writer sleeping after enqueueing wakes it (fences on both sides).
  * Producers waiting for completions use the same scheme per producer.
@@ -437,6 +441,27 @@ static void complete(struct stor_writer *w)
 	w->bytes = 0;
 }
 
+/* lab_delay - LAB ONLY: hold the gathered batch lab_commit_delay_us before
+ * its commit (a disk that falls behind); in slices, cut short by stop so a
+ * stopping writer finishes at full speed */
+static void lab_delay(struct stor_writer *w)
+{
+	uint64_t end = now_ns() + (uint64_t)w->c.lab_commit_delay_us * 1000;
+
+	for (;;) {
+		if (__atomic_load_n(&w->stop, __ATOMIC_SEQ_CST))
+			return;
+		uint64_t now = now_ns();
+		if (now >= end)
+			return;
+		uint64_t left = end - now;
+		if (left > 10 * 1000 * 1000ull)
+			left = 10 * 1000 * 1000ull;
+		struct timespec ts = { 0, (long)left };
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* round - gather (waiting up to the batch delay if asked), commit, complete */
 static unsigned round_(struct stor_writer *w, int may_wait)
 {
@@ -455,6 +480,8 @@ static unsigned round_(struct stor_writer *w, int may_wait)
 		}
 	}
 	unsigned n = w->n;
+	if (may_wait && w->c.lab_commit_delay_us)
+		lab_delay(w);
 	run_batch(w, 0, n);
 	complete(w);
 	return n;

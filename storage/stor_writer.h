@@ -46,9 +46,13 @@ struct stor_writer_conf {
 	uint32_t batch_max_ops;     /* close a batch at this many; 0 = 4096 */
 	size_t batch_max_bytes;     /* ... or this many body+meta bytes; 0 = 32 MiB */
 	uint32_t batch_max_delay_us;/* ... or when the first waited this long; default 0 = none (take what is there) */
-	uint32_t lab_commit_delay_us;/* LAB ONLY: sleep this long before each
-				      * commit (fault injection for backpressure
-				      * tests); 0 = off */
+	uint32_t lab_commit_delay_us;/* LAB ONLY, never in production: the
+				      * writer thread sleeps this long before
+				      * committing each non-empty batch, so
+				      * backpressure tests get a writer that
+				      * falls behind; not applied by
+				      * stor_writer_poll, cut short once
+				      * stor_writer_stop was called; 0 = off */
 };
 
 enum stor_op {
