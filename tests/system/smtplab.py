@@ -238,3 +238,172 @@ def make_body(n, size, seed=0):
         lines.append(line)
         total += len(line) + 2
     return b"\r\n".join(lines) + b"\r\n"
+
+
+# ---- SMTP sinks as next hops (relay tests, benchmarks) ----
+# smtpsink.py (scriptable, stores envelope + exact body) or Postfix's
+# smtp-sink (fast, dumps to files), each run inside the lab namespace
+# (netns=True) or in ours (netns=False, e.g. on loopback).
+
+SINK_PY = os.path.join(ROOT, "tests", "system", "smtpsink.py")
+
+
+def _netns_prefix(netns):
+    return ["ip", "netns", "exec", "sluice-lab"] if netns else []
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class _SinkBase:
+    """a sink process we started: start() waits until it listens, stop()
+    ends exactly that process (SIGTERM, then SIGKILL after 10 s)"""
+    proc = None
+    pid = None
+
+    def stop(self, timeout=10):
+        if self.proc is None:
+            return None
+        import signal
+        import time
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        rc, self.proc = self.proc.returncode, None
+        return rc
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class SinkProc(_SinkBase):
+    """tests/system/smtpsink.py; messages(), stats(), control(...)"""
+
+    def __init__(self, out_dir, port=2525, args=(), netns=True, host="0.0.0.0"):
+        self.dir, self.port, self.args, self.netns, self.host = out_dir, port, list(args), netns, host
+        os.makedirs(out_dir, exist_ok=True)
+
+    def start(self, timeout=15):
+        import time
+        out = os.path.join(self.dir, "sink.out")
+        start_at = os.path.getsize(out) if os.path.exists(out) else 0
+        with open(out, "ab") as f:
+            self.proc = subprocess.Popen(
+                _netns_prefix(self.netns) + ["/usr/bin/python3", SINK_PY, "--host", self.host,
+                                             "--port", str(self.port), "--dir", self.dir, *self.args],
+                stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with open(out, "rb") as f:
+                f.seek(start_at)
+                m = re.search(rb"smtpsink: ready pid=(\d+) port=(\d+)", f.read())
+            if m:
+                self.pid = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError("smtpsink did not start: %s" % open(out, "rb").read()[start_at:][-2000:])
+
+    def messages(self):
+        from smtpsink import read_messages
+        return read_messages(self.dir)
+
+    def stats(self):
+        from smtpsink import read_stats
+        return read_stats(self.dir)
+
+    def control(self, **kw):
+        """behaviour from the next connection on (smtpsink.py docstring)"""
+        from smtpsink import write_control
+        write_control(self.dir, **kw)
+
+    def log_tail(self, n=40):
+        try:
+            with open(os.path.join(self.dir, "sink.log"), errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def connections_logged(self):
+        """connect lines in sink.log (all sink processes on this dir)"""
+        try:
+            with open(os.path.join(self.dir, "sink.log"), errors="replace") as f:
+                return sum(1 for ln in f if " connect " in ln)
+        except OSError:
+            return 0
+
+
+class PostfixSink(_SinkBase):
+    """Postfix's smtp-sink (-c counters to OUT/counters.txt; with dump=True
+    each message to OUT/dump/<time>.<random> via -d, headers X-Mail-Args,
+    X-Rcpt-Args, a Received line, then the message as received)"""
+
+    BIN = "/usr/sbin/smtp-sink"
+
+    def __init__(self, out_dir, port=2525, args=(), netns=True, host="0.0.0.0", dump=True,
+                 backlog=1024):
+        self.dir, self.port, self.args, self.netns = out_dir, port, list(args), netns
+        self.host, self.dump, self.backlog = host, dump, backlog
+        os.makedirs(os.path.join(out_dir, "dump"), exist_ok=True)
+        os.chmod(out_dir, 0o755)     # smtp-sink writes as nobody (parents must be 0755 too)
+        import shutil
+        shutil.chown(os.path.join(out_dir, "dump"), "nobody")
+
+    def start(self, timeout=15):
+        import time
+        cmd = [self.BIN, "-u", "nobody", "-c", "-m", "1000", *self.args]
+        if self.dump:
+            cmd += ["-d", os.path.join(self.dir, "dump", "%Y%m%d%H%M%S.")]
+        cmd += ["%s:%d" % (self.host, self.port), str(self.backlog)]
+        self.counters_file = os.path.join(self.dir, "counters.txt")
+        with open(self.counters_file, "wb") as f:
+            self.proc = subprocess.Popen(_netns_prefix(self.netns) + cmd, stdout=f,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError("smtp-sink exited: %s" % open(self.counters_file, "rb").read()[-2000:])
+            ss = subprocess.run(_netns_prefix(self.netns) + ["ss", "-Hltn", "sport", "= :%d" % self.port],
+                                capture_output=True, text=True, timeout=10).stdout
+            if ss.strip():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError("smtp-sink does not listen on port %d" % self.port)
+
+    def counters(self):
+        """the last 'sess=N quit=N mesg=N' line as a dict ({} before any)"""
+        try:
+            data = open(self.counters_file, "rb").read().decode(errors="replace")
+        except OSError:
+            return {}
+        last = [x for x in re.split(r"[\r\n]", data) if "mesg=" in x]
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", last[-1])} if last else {}
+
+    def dumps(self):
+        """[(path, mtime_ns)] of the dump files, oldest first"""
+        d = os.path.join(self.dir, "dump")
+        out = []
+        for e in os.scandir(d):
+            if e.is_file():
+                out.append((e.path, e.stat().st_mtime_ns))
+        return sorted(out, key=lambda x: x[1])
