@@ -170,3 +170,36 @@ size_t mlog_reject(char *buf, size_t cap, const char *qid, const char *stage,
 	mlog_putc(&b, '>');
 	return mlog_end(&b);
 }
+
+size_t mlog_delivery(char *buf, size_t cap, const char *qid, const char *to,
+		     const char *relay, double delay_s, const char *dsn,
+		     const char *status, const char *reply)
+{
+	struct mlog_buf b;
+
+	mlog_init(&b, buf, cap);
+	mlog_puts(&b, qid);
+	mlog_puts(&b, ": to=<");
+	mlog_puts(&b, to);
+	mlog_puts(&b, ">, relay=");
+	mlog_puts(&b, relay && *relay ? relay : "none");
+	mlog_printf(&b, ", delay=%.2f, dsn=", delay_s);
+	mlog_puts(&b, dsn && *dsn ? dsn : "4.0.0");
+	mlog_puts(&b, ", status=");
+	mlog_puts(&b, status);
+	mlog_puts(&b, " (");
+	mlog_puts(&b, reply);
+	mlog_putc(&b, ')');
+	return mlog_end(&b);
+}
+
+size_t mlog_event(char *buf, size_t cap, const char *qid, const char *what)
+{
+	struct mlog_buf b;
+
+	mlog_init(&b, buf, cap);
+	mlog_puts(&b, qid);
+	mlog_puts(&b, ": ");
+	mlog_puts(&b, what);
+	return mlog_end(&b);
+}

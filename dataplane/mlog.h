@@ -8,6 +8,9 @@
  *   NOQUEUE: reject: RCPT from unknown[198.18.0.2]: 550 5.1.1 <x@demo.sluice.test>: Recipient address rejected: User unknown; from=<a@b.example> to=<x@demo.sluice.test> proto=ESMTP helo=<client.example>
  *   6B2K0Q1000001: reject: END-OF-MESSAGE from unknown[198.18.0.2]: 554 5.4.6 ...; from=<...> proto=ESMTP helo=<...>
  *   disconnect from unknown[198.18.0.2] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5
+ *   6B2K0Q1000001: to=<a@relay.test>, relay=198.18.0.2:2525, delay=0.21, dsn=2.0.0, status=sent (250 2.0.0 Ok)
+ *   6B2K0Q1000001: sender non-delivery notification: 6B2K0Q1000002
+ *   6B2K0Q1000001: removed
  *
  * Pure formatting into a caller buffer (always NUL-terminated, truncated
  * with "..." if too long); every client-supplied string is sanitised
@@ -43,5 +46,14 @@ size_t mlog_reject(char *buf, size_t cap, const char *qid, const char *stage,
 		   const struct mlog_client *c, int code, const char *enh,
 		   const char *text, const char *from, const char *to,
 		   int esmtp, const char *helo);
+
+/* "QID: to=<a>, relay=R, delay=D, dsn=X.Y.Z, status=S (reply)";
+ * status is sent, deferred, bounced or expired */
+size_t mlog_delivery(char *buf, size_t cap, const char *qid, const char *to,
+		     const char *relay, double delay_s, const char *dsn,
+		     const char *status, const char *reply);
+/* "QID: WHAT" for fixed event texts ("removed", "sender non-delivery
+ * notification: BQID", "held by operator") */
+size_t mlog_event(char *buf, size_t cap, const char *qid, const char *what);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -32,6 +33,9 @@
 
 #include "cfg.h"
 #include "ctl.h"
+#include "ctlcmd.h"
+#include "ctlsock.h"
+#include "dsched.h"
 #include "eal.h"
 #include "impair.h"
 #include "iolcore.h"
@@ -69,6 +73,10 @@ static struct port sl_port;
 static struct iolcore sl_io[CFG_MAX_IO];
 static struct ctl sl_ctl;
 static struct mstore sl_store;
+static struct dsched *sl_sched;
+static struct ctlsock *sl_sock;
+static struct ctlcmd_env sl_cmdenv;
+static struct tls_ctx *sl_tls_client[CFG_MAX_IO];
 static bool sl_store_open;
 static struct worker sl_wk[CFG_MAX_IO + CFG_MAX_WORKERS];
 static unsigned sl_n_wk;
@@ -179,12 +187,25 @@ static void sluiced_check_lcores(const struct cfg *c)
 				  c->worker_lcores[i], avail);
 }
 
+static uint64_t sluiced_unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 /* sluiced_teardown - undo whatever of port/EAL is up (safe to repeat) */
 static void sluiced_teardown(bool eal_up)
 {
 	tele_shutdown();
+	if (sl_sock)
+		ctlsock_close(sl_sock);
+	sl_sock = NULL;
 	if (sl_store_open) {
 		mstore_stop(&sl_store);
+		dsched_free(sl_sched);
+		sl_sched = NULL;
 		for (unsigned i = 0; i < sl_n_wk; i++)
 			worker_fini(&sl_wk[i]);
 		for (unsigned q = 0; q < sl_cfg.n_io; q++) {
@@ -193,6 +214,9 @@ static void sluiced_teardown(bool eal_up)
 			if (sl_io[q].tls)
 				tls_ctx_free(sl_io[q].tls);
 			sl_io[q].tls = NULL;
+			if (sl_tls_client[q])
+				tls_ctx_free(sl_tls_client[q]);
+			sl_tls_client[q] = NULL;
 		}
 		mstore_close(&sl_store);
 		sl_store_open = false;
@@ -289,6 +313,24 @@ static void sluiced_prepare_smtp(const struct cfg *c)
 				sluiced_teardown(true);
 				log_fatal("%s: [tls] cert/key: %s", c->path, err);
 			}
+		}
+	}
+	if (c->delivery.enabled) {
+		for (unsigned q = 0; q < c->n_io; q++) {
+			sl_tls_client[q] = tls_ctx_client_new(
+				c->delivery.tls_ca[0] ? c->delivery.tls_ca : NULL,
+				err, sizeof(err));
+			if (!sl_tls_client[q]) {
+				sluiced_teardown(true);
+				log_fatal("%s: [delivery] tls_ca: %s", c->path, err);
+			}
+			sl_io[q].delivery = &c->delivery;
+			sl_io[q].tls_client = sl_tls_client[q];
+		}
+		/* before the writer starts: the scheduler adds a producer */
+		if (dsched_new(&sl_store, c, &sl_sched, err, sizeof(err)) < 0) {
+			sluiced_teardown(true);
+			log_fatal("%s", err);
 		}
 	}
 	if (mstore_start(&sl_store, err, sizeof(err)) < 0) {
@@ -456,12 +498,37 @@ int main(int argc, char **argv)
 		 sl_cfg.svc_echo || sl_cfg.svc_discard || sl_cfg.svc_smtp ? ""
 									  : " none");
 
+	if (sl_store_open) {
+		sl_cmdenv = (struct ctlcmd_env){
+			.sched = sl_sched, .m = &sl_store, .io = sl_io,
+			.n_io = sl_cfg.n_io, .wk = sl_wk, .n_wk = sl_n_wk,
+			.cfg = &sl_cfg, .started_us = sluiced_unix_us(),
+		};
+		if (ctlsock_open(sl_cfg.ctl_socket, &sl_cmdenv, &sl_sock, err,
+				 sizeof(err)) < 0) {
+			sluiced_stop_io(sl_cfg.n_io);
+			sluiced_teardown(true);
+			log_fatal("%s: [control] socket: %s", sl_cfg.path, err);
+		}
+		log_info("control socket %s%s", sl_cfg.ctl_socket, sl_sched ?
+			 ", delivery on" : ", delivery off ([delivery] enabled)");
+	}
+	sl_ctl.sched = sl_sched;
+	sl_ctl.sock = sl_sock;
 	sig = ctl_run(&sl_ctl, sl_io, sl_cfg.n_io, sl_cfg.stats_interval_s);
 
 	/* a second signal now ends the process the hard way */
 	pthread_sigmask(SIG_UNBLOCK, &sl_ctl.sigs, NULL);
 	log_info("%s: stopping", strsignal(sig));
+	if (sl_sched)
+		dsched_shutdown(sl_sched);
 	sluiced_stop_io(sl_cfg.n_io);
+	/* jobs the io lcores gave back, results still to commit */
+	for (unsigned ms = 0; sl_sched && !dsched_drained(sl_sched) &&
+	     ms < 3000; ms++) {
+		dsched_poll(sl_sched, 0);
+		rte_delay_us_sleep(1000);
+	}
 	ctl_log_stats(sl_io, sl_cfg.n_io);
 	sluiced_teardown(true);
 	log_info("stopped");

@@ -679,7 +679,7 @@ int stor_queue_txn_update(struct stor_queue *q, MDB_txn *t, uint64_t qid,
 	if (rc)
 		return rc;
 	for (uint32_t i = 0; i < u->nupd; i++)
-		if (u->upd[i].index >= m.nrcpt || u->upd[i].state > STOR_RCPT_FAILED ||
+		if (u->upd[i].index >= m.nrcpt || u->upd[i].state > STOR_RCPT_BOUNCED ||
 		    u->upd[i].reply.n > STOR_STR_MAX)
 			return EINVAL;
 	if ((rc = stor_queue_txn_index(q, t, qid, &m, 0)))

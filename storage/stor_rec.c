@@ -246,7 +246,7 @@ size_t stor_rec_msg_size(const struct stor_msg *m)
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		const struct stor_rcpt *r = &m->rcpt[i];
 		if (!str_ok(r->addr) || !str_ok(r->orcpt) || !str_ok(r->dest) ||
-		    !str_ok(r->reply) || r->state > STOR_RCPT_FAILED ||
+		    !str_ok(r->reply) || r->state > STOR_RCPT_BOUNCED ||
 		    r->addr.n == 0)
 			return 0;
 		n += RCPT_FIXED + 8 + r->addr.n + r->orcpt.n + r->dest.n + r->reply.n;
@@ -319,7 +319,7 @@ int stor_rec_msg_decode(const void *buf, size_t len, struct stor_msg *m,
 		x->orcpt = rstr(&r);
 		x->dest = rstr(&r);
 		x->reply = rstr(&r);
-		if (x->state > STOR_RCPT_FAILED || (!r.bad && x->addr.n == 0))
+		if (x->state > STOR_RCPT_BOUNCED || (!r.bad && x->addr.n == 0))
 			return STOR_ECORRUPT;
 	}
 	return frame_done(&r);

@@ -47,7 +47,9 @@ struct stor_str {
 enum stor_rcpt_state {
 	STOR_RCPT_PENDING = 0,   /* not yet delivered (maybe deferred) */
 	STOR_RCPT_DELIVERED = 1, /* accepted by the next hop */
-	STOR_RCPT_FAILED = 2,    /* permanent failure, bounce owed/sent */
+	STOR_RCPT_FAILED = 2,    /* permanent failure, notice owed */
+	STOR_RCPT_BOUNCED = 3,   /* permanent failure, notice queued (or
+				  * none owed): nothing left to do */
 };
 
 /* DSN NOTIFY bits (RFC 3461 section 4.1); 0 = not given */

@@ -113,7 +113,8 @@ static void qview_close(struct qview *v)
 static const char *rcpt_state_name(uint8_t s)
 {
 	return s == STOR_RCPT_PENDING ? "pending" : s == STOR_RCPT_DELIVERED ?
-	       "delivered" : s == STOR_RCPT_FAILED ? "failed" : "?";
+	       "delivered" : s == STOR_RCPT_FAILED ? "failed" :
+	       s == STOR_RCPT_BOUNCED ? "bounced" : "?";
 }
 
 /* put_str - a stored string, bytes outside printable ASCII as \xHH */

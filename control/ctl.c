@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "ctlsock.h"
+#include "dsched.h"
 #include "iolcore.h"
 #include "log.h"
 #include "tsc.h"
@@ -25,7 +27,7 @@ void ctl_block_signals(struct ctl *c)
 static int ctl_poll_signals(void *arg, uint64_t now)
 {
 	struct ctl *c = arg;
-	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	struct timespec ts = { 0, 0 };
 	int sig;
 
 	(void)now;
@@ -90,10 +92,13 @@ int ctl_run(struct ctl *c, struct iolcore *io, unsigned n_io,
 	c->signo = 0;
 	c->stats_interval_us = (uint64_t)stats_interval_s * 1000000u;
 	c->next_stats_us = tsc_now_us() + c->stats_interval_us;
-	/* the signal wait is the idle sleep: no spinning, no extra sleep */
-	reactor_init(&c->reactor, "control", 0, 0);
+	reactor_init(&c->reactor, "control", 16, CTL_IDLE_SLEEP_US);
 	reactor_add(&c->reactor, "signals", ctl_poll_signals, c);
 	reactor_add(&c->reactor, "stats", ctl_poll_stats, c);
+	if (c->sched)
+		reactor_add(&c->reactor, "sched", dsched_poll, c->sched);
+	if (c->sock)
+		reactor_add(&c->reactor, "ctlsock", ctlsock_poll, c->sock);
 	reactor_run(&c->reactor);
 	return c->signo;
 }

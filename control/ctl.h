@@ -1,12 +1,14 @@
 /*
- * ctl.h - the control role on the main lcore (for now: signals and a
- * periodic stats line; nothing heavy, nothing on the packet path).
+ * ctl.h - the control role on the main lcore: signals, the periodic
+ * stats line, the delivery scheduler and the control socket (nothing on
+ * the packet path).
  *
- * Pollers: "signals" waits up to 50 ms for SIGINT/SIGTERM (blocked in every
- * thread before rte_eal_init, so only this one sees them) and stops the
- * control reactor when one arrives; "stats" logs one line per io lcore
- * every stats_interval_s. The main lcore's reactor never busy-polls: the
- * signal wait is its sleep.
+ * Pollers: "signals" checks for SIGINT/SIGTERM (blocked in every thread
+ * before rte_eal_init, so only this one sees them) and stops the control
+ * reactor when one arrives; "stats" logs one line per io lcore every
+ * stats_interval_s; "sched" (dsched_poll) and "ctlsock" when set. The
+ * reactor sleeps when idle (backoff up to CTL_IDLE_SLEEP_US), so an idle
+ * control lcore costs little and a busy scheduler never waits long.
  */
 #ifndef SLUICE_CTL_H
 #define SLUICE_CTL_H
@@ -17,6 +19,10 @@
 #include "reactor.h"
 
 struct iolcore;
+struct dsched;
+struct ctlsock;
+
+#define CTL_IDLE_SLEEP_US 2000
 
 struct ctl {
 	struct reactor reactor;
@@ -25,6 +31,8 @@ struct ctl {
 	struct iolcore *io;
 	unsigned n_io;
 	uint64_t stats_interval_us, next_stats_us;
+	struct dsched *sched;     /* delivery scheduler or NULL */
+	struct ctlsock *sock;     /* control socket or NULL */
 };
 
 /* ctl_block_signals - block SIGINT/SIGTERM in the calling thread (call
