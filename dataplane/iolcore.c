@@ -10,8 +10,15 @@
 #include <sys/prctl.h>
 #include <time.h>
 
+#include <rte_pause.h>
+#include <rte_ring.h>
+
 #include "iolcore.h"
+#include "mstore.h"
 #include "tsc.h"
+
+#define IOLCORE_DJOB_BURST 32
+#define IOLCORE_STOP_RETURN_US 10000000u   /* give up returning jobs */
 
 /* iolcore_poll_rx - poller: one rx burst into the stack */
 static int iolcore_poll_rx(void *arg, uint64_t now)
@@ -30,6 +37,102 @@ static int iolcore_poll_tx(void *arg, uint64_t now)
 	return (int)glue_tx_flush(&l->glue);
 }
 
+/* iolcore_deliver_event - svc dispatch of delivery sockets */
+static void iolcore_deliver_event(struct svc *v, const struct net_event *ev)
+{
+	deliver_event(v->deliver, ev, tsc_now_us());
+}
+
+/* iolcore_deliver_return - finished jobs onto dres; what does not fit
+ * stays in deliver for the next round */
+static unsigned iolcore_deliver_return(struct iolcore *l)
+{
+	struct djob *out[IOLCORE_DJOB_BURST];
+	unsigned n, k, total = 0;
+
+	while ((n = deliver_done_peek(l->deliver, out, IOLCORE_DJOB_BURST))) {
+		k = rte_ring_mp_enqueue_burst(l->m->dres, (void **)out, n,
+					      NULL);
+		deliver_done_consume(l->deliver, k);
+		total += k;
+		if (k < n) {
+			l->dres_full++;
+			break;
+		}
+	}
+	return total;
+}
+
+/* iolcore_poll_deliver - poller: new jobs, delivery timers, results */
+static int iolcore_poll_deliver(void *arg, uint64_t now)
+{
+	struct iolcore *l = arg;
+	void *jobs[IOLCORE_DJOB_BURST];
+	unsigned room = deliver_room(l->deliver), n = 0;
+	int work;
+
+	if (room > IOLCORE_DJOB_BURST)
+		room = IOLCORE_DJOB_BURST;
+	if (room)
+		n = rte_ring_sc_dequeue_burst(l->m->djob[l->queue], jobs, room,
+					      NULL);
+	for (unsigned i = 0; i < n; i++)
+		deliver_job(l->deliver, jobs[i], now);
+	work = (int)n + deliver_poll(l->deliver, now);
+	return work + (int)iolcore_deliver_return(l);
+}
+
+/* iolcore_deliver_stop - every job held or still on our ring goes back
+ * finished (DJOB_CONN_FAIL 4.3.2); waits for room on dres, bounded */
+static void iolcore_deliver_stop(struct iolcore *l)
+{
+	uint64_t now = tsc_now_us(), until = now + IOLCORE_STOP_RETURN_US;
+	void *p;
+
+	deliver_stop(l->deliver, now);
+	iolcore_deliver_return(l);
+	while (rte_ring_sc_dequeue(l->m->djob[l->queue], &p) == 0) {
+		deliver_job_refuse(p, now);
+		while (rte_ring_mp_enqueue(l->m->dres, p) != 0 &&
+		       tsc_now_us() < until)
+			rte_pause();
+	}
+	while (deliver_done_peek(l->deliver, (struct djob **)&p, 1) &&
+	       tsc_now_us() < until) {
+		if (!iolcore_deliver_return(l))
+			rte_pause();
+	}
+}
+
+/* iolcore_deliver_start - delivery state on this lcore; 0 or -1 + err */
+static int iolcore_deliver_start(struct iolcore *l, char *err, size_t errlen)
+{
+	struct deliver_conf dc = {
+		.s = l->stack, .tls = l->tls_client, .cfg = l->delivery,
+		.owner = l->queue, .svc_event = iolcore_deliver_event,
+	};
+
+	if (!l->m) {
+		snprintf(err, errlen, "delivery needs the queue (smtp off)");
+		return -1;
+	}
+	dc.q = l->m->q;
+	/* leave most of the stack's connections to inbound sessions */
+	dc.max_conns = DELIVER_CONNS_DEFAULT;
+	if (dc.max_conns > l->ncfg.max_conns / 4)
+		dc.max_conns = l->ncfg.max_conns / 4 ? l->ncfg.max_conns / 4 : 1;
+	if (dc.max_conns > l->delivery->max_active)
+		dc.max_conns = l->delivery->max_active;
+	l->deliver = deliver_new(&dc);
+	if (!l->deliver) {
+		snprintf(err, errlen, "delivery: out of memory or bad [delivery] "
+			 "helo_name '%.100s'", l->delivery->helo_name);
+		return -1;
+	}
+	l->svc.deliver = l->deliver;
+	return 0;
+}
+
 /* iolcore_take_snap - copy counters for readers on other threads */
 static void iolcore_take_snap(struct iolcore *l, uint64_t now)
 {
@@ -40,6 +143,9 @@ static void iolcore_take_snap(struct iolcore *l, uint64_t now)
 	memcpy(l->snap.svc, l->svc.st, sizeof(l->snap.svc));
 	l->snap.reactor = l->reactor.st;
 	l->snap.smtpd = l->smtpd.st;
+	if (l->deliver)
+		deliver_stats(l->deliver, &l->snap.deliver);
+	l->snap.dres_full = l->dres_full;
 	l->snap.taken_us = now;
 	rte_spinlock_unlock(&l->snap_lock);
 }
@@ -61,8 +167,11 @@ static int iolcore_poll_stats(void *arg, uint64_t now)
 static uint64_t iolcore_deadline(void *arg)
 {
 	struct iolcore *l = arg;
+	uint64_t t = net_next_deadline(l->stack), dt;
 
-	return net_next_deadline(l->stack);
+	if (l->deliver && (dt = deliver_deadline(l->deliver)) < t)
+		t = dt;
+	return t;
 }
 
 /* iolcore_fail - publish a start-up failure for main to report */
@@ -108,6 +217,14 @@ int iolcore_main(void *arg)
 		l->stack = NULL;
 		return iolcore_fail(l, err);
 	}
+	if (l->delivery && iolcore_deliver_start(l, err, sizeof(err)) < 0) {
+		if (l->smtp)
+			smtpd_free_all(&l->smtpd);
+		net_stack_destroy(l->stack, tsc_now_us());
+		glue_tx_flush(&l->glue);
+		l->stack = NULL;
+		return iolcore_fail(l, err);
+	}
 	reactor_init(&l->reactor, "io", l->idle_spins, l->idle_sleep_us_max);
 	reactor_add(&l->reactor, "rx", iolcore_poll_rx, l);
 	reactor_add(&l->reactor, "app", svc_poll, &l->svc);
@@ -115,6 +232,8 @@ int iolcore_main(void *arg)
 		reactor_add(&l->reactor, "worker", worker_poll, l->worker);
 	if (l->smtp)
 		reactor_add(&l->reactor, "smtp", smtpd_poll, &l->smtpd);
+	if (l->deliver)
+		reactor_add(&l->reactor, "deliver", iolcore_poll_deliver, l);
 	reactor_add(&l->reactor, "tx", iolcore_poll_tx, l);
 	reactor_add(&l->reactor, "stats", iolcore_poll_stats, l);
 	reactor_set_deadline(&l->reactor, iolcore_deadline, l);
@@ -123,7 +242,10 @@ int iolcore_main(void *arg)
 
 	reactor_run(&l->reactor);
 
-	/* stop: RST every live connection, send those RSTs, last counters */
+	/* stop: jobs back to the scheduler, RST every live connection, send
+	 * those RSTs, last counters */
+	if (l->deliver)
+		iolcore_deliver_stop(l);
 	iolcore_take_snap(l, tsc_now_us());
 	net_stack_destroy(l->stack, tsc_now_us());
 	glue_tx_flush(&l->glue);
@@ -131,6 +253,9 @@ int iolcore_main(void *arg)
 	l->stack = NULL;
 	l->snap.glue = l->glue.st;
 	rte_spinlock_unlock(&l->snap_lock);
+	deliver_free(l->deliver);
+	l->deliver = NULL;
+	l->svc.deliver = NULL;
 	impair_destroy(l->glue.impair);
 	l->glue.impair = NULL;
 	atomic_store_explicit(&l->state, IOLCORE_DONE, memory_order_release);

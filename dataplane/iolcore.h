@@ -10,10 +10,15 @@
  *   app    svc_poll: socket events -> echo / discard / smtp sessions
  *   worker worker_poll (when workers share the io lcores): rings -> writer
  *   smtp   smtpd_poll: done ring (250/4xx), waiting sessions, timers
+ *   deliver (when delivery is on) jobs from mstore->djob[queue] into
+ *          deliver.h, its timers, finished jobs onto mstore->dres (MP; a
+ *          full ring keeps them for the next round, never dropped)
  *   tx     net_poll (timers, output), then glue_tx_flush
  *   stats  answer snapshot requests from the control plane
  *
- * After reactor_stop: net_stack_destroy (RSTs live connections), final tx
+ * After reactor_stop: delivery finishes every job it holds and every job
+ * still on its ring (DJOB_CONN_FAIL 4.3.2) and returns them on dres;
+ * then net_stack_destroy (RSTs live connections), final tx
  * flush, a last snapshot, state DONE. Other threads read counters only
  * through iolcore_snapshot (request, the lcore copies under a spinlock);
  * nothing else of the struct is shared after launch.
@@ -28,6 +33,7 @@
 #include <rte_common.h>
 #include <rte_spinlock.h>
 
+#include "deliver.h"
 #include "glue.h"
 #include "impair.h"
 #include "net.h"
@@ -49,6 +55,8 @@ struct iolcore_snap {
 	struct svc_stats svc[SVC_COUNT];
 	struct reactor_stats reactor;
 	struct smtpd_stats smtpd;
+	struct deliver_stats deliver;
+	uint64_t dres_full;             /* rounds a full dres ring deferred */
 	uint64_t taken_us;
 };
 
@@ -63,6 +71,8 @@ struct iolcore {
 	struct worker *worker;          /* worker poller on this lcore */
 	const struct cfg_delivery *delivery;  /* outbound relay (deliver.h); NULL = off */
 	struct tls_ctx *tls_client;     /* delivery: client context or NULL */
+	struct deliver *deliver;        /* delivery state (lcore's own) */
+	uint64_t dres_full;
 	struct smtpd smtpd;
 	unsigned idle_spins, idle_sleep_us_max;
 	struct impair_cfg impair;     /* lab only: sluiced --impair */

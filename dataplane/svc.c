@@ -20,6 +20,7 @@ static const struct svc_def svc_defs[SVC_COUNT] = {
 	[SVC_DISCARD] = { "discard", SVC_DISCARD_PORT, SVC_DISCARD,
 			  svc_discard_event },
 	[SVC_SMTP] = { "smtp", 0, SVC_SMTP, NULL },   /* smtpd.c listens */
+	[SVC_DELIVER] = { "deliver", 0, SVC_DELIVER, NULL }, /* deliver.c */
 };
 
 const char *svc_name(unsigned index)

@@ -14,7 +14,9 @@
  * SMTP (smtpd.h) plugs in the same way: its listeners' user pointers are
  * svc_defs, and each session starts with one, so the same dispatch reaches
  * a session directly; it asks for NET_EV_CLOSED too (want_closed) to free
- * the session. One struct svc per io lcore.
+ * the session. Outbound delivery connections (deliver.h) carry a
+ * svc_def of index SVC_DELIVER the same way (no listener). One struct svc
+ * per io lcore.
  */
 #ifndef SLUICE_SVC_H
 #define SLUICE_SVC_H
@@ -31,6 +33,7 @@
 
 struct svc;
 struct smtpd;
+struct deliver;
 
 struct svc_stats {
 	uint64_t accepted, closed, closed_error, bytes_in, bytes_out;
@@ -44,7 +47,8 @@ struct svc_def {
 	bool want_closed;         /* also call event with NET_EV_CLOSED */
 };
 
-enum { SVC_ECHO = 0, SVC_DISCARD = 1, SVC_SMTP = 2, SVC_COUNT };
+enum { SVC_ECHO = 0, SVC_DISCARD = 1, SVC_SMTP = 2, SVC_DELIVER = 3,
+       SVC_COUNT };
 
 struct svc {
 	struct net_stack *s;
@@ -52,6 +56,7 @@ struct svc {
 	struct svc_stats st[SVC_COUNT];
 	uint64_t events, stray_events;
 	struct smtpd *smtpd;      /* SMTP service of this lcore (smtpd.h) */
+	struct deliver *deliver;  /* outbound delivery (deliver.h) or NULL */
 };
 
 /* svc_start - listen on the enabled services' ports; 0 or -1 with err */
