@@ -28,12 +28,36 @@ struct ctlcmd_env {
 	unsigned n_wk;
 	const struct cfg *cfg;
 	uint64_t started_us;          /* unix us */
+	/* queue list bounds per request (0 = the defaults below): records
+	 * scanned, and wall time spent scanning, before it answers with a
+	 * `next` cursor; they keep a request on a huge queue short */
+	unsigned list_scan_max;
+	unsigned list_scan_ms;
 };
 
-/* ctlcmd_run - execute one request line; *out is a malloc'd JSON text
- * (caller frees), *outlen its length. Never fails to produce a response
- * (out of memory gives a static error object). */
+#define CTLCMD_LIST_LIMIT 100          /* queue list rows by default */
+#define CTLCMD_LIST_LIMIT_MAX 10000
+#define CTLCMD_SCAN_MAX 200000         /* records scanned per request */
+#define CTLCMD_SCAN_MS 200             /* ms scanning per request */
+#define CTLCMD_OUT_MAX (32u << 20)     /* largest response (bytes) */
+
+/* ctlcmd_run - execute one request line (NUL-terminated, no newline);
+ * *out is a JSON text ending in "\n", *outlen its length; release it with
+ * ctlcmd_free. Never fails to produce a response (out of memory gives a
+ * static error object, which ctlcmd_free knows not to free). */
 void ctlcmd_run(struct ctlcmd_env *e, const char *line, char **out,
 		size_t *outlen);
+/* ctlcmd_free - release a response of ctlcmd_run / ctlcmd_error */
+void ctlcmd_free(char *out);
+/* ctlcmd_error - the failure response {"ok":false,"error":msg} (for
+ * requests refused before a command runs: too long, NUL byte) */
+void ctlcmd_error(const char *msg, char **out, size_t *outlen);
+
+/* ctlcmd_json_str - append s[0..n) to buf as a JSON string (quotes
+ * included): '"', '\\' and control characters escaped, valid UTF-8 copied,
+ * every byte that is not part of a valid UTF-8 sequence (overlong forms,
+ * surrogates, > U+10FFFF, truncated) becomes \ufffd. Returns the bytes
+ * written or needed (as snprintf; buf may be NULL when cap is 0) */
+size_t ctlcmd_json_str(char *buf, size_t cap, const char *s, size_t n);
 
 #endif

@@ -1,5 +1,726 @@
-/* sluicectl.c - in progress */
-int main(void)
+/*
+ * sluicectl - the operator's client for sluiced's control socket
+ * (docs/cli.md). Plain C, no DPDK.
+ *
+ *   sluicectl [-s SOCKET | -c CONFIG] [--json] [-t TIMEOUT_S] COMMAND [ARGS...]
+ *
+ * Joins COMMAND and ARGS with single spaces into one request line, sends
+ * it, reads the one JSON object sluiced answers, and prints its "text"
+ * (people) or its "data" (--json, compact JSON on one line). Errors go to
+ * stderr as "sluicectl: ...".
+ *
+ * Exit: 0 ok; 1 the command failed (sluiced said why); 2 usage error
+ * (bad option, argument with a space or line break, line too long,
+ * unreadable config); 3 sluiced not reachable (no socket, refused,
+ * timeout, connection closed without a valid answer).
+ *
+ * The JSON reader is strict (RFC 8259): the whole answer must be one
+ * object, nested at most 64 deep; only the top-level members "ok",
+ * "error", "text" and "data" are used.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CTL_DEFAULT_SOCKET "/var/lib/sluice/sluiced.sock"
+#define CTL_DEFAULT_STATE "/var/lib/sluice"
+#define CTL_LINE_MAX 4096               /* ctlsock.h CTLSOCK_LINE_MAX */
+#define CTL_RESP_MAX (64u << 20)
+#define CTL_JSON_DEPTH 64
+
+enum { EXIT_OK = 0, EXIT_CMD = 1, EXIT_USAGE = 2, EXIT_UNREACH = 3 };
+
+static void usage(FILE *f)
 {
-	return 1;
+	fprintf(f,
+"usage: sluicectl [-s SOCKET | -c CONFIG] [--json] [-t TIMEOUT_S] COMMAND [ARGS...]\n"
+"\n"
+"  -s, --socket PATH    control socket (default " CTL_DEFAULT_SOCKET ")\n"
+"  -c, --config FILE    take the socket from sluice.conf: [control] socket,\n"
+"                       else [storage] state_dir + /sluiced.sock\n"
+"  -j, --json           print the answer's data as JSON\n"
+"  -t, --timeout S      give up after S seconds (default 30)\n"
+"  -h, --help           this text\n"
+"\n"
+"commands (sluicectl help asks sluiced for the full list):\n"
+"  queue list [dest=D] [prio=0..7] [state=S] [limit=N] [after=ID]\n"
+"  queue show ID\n"
+"  queue hold|release|delete|retry ID... | dest=D\n"
+"  queue flush\n"
+"  link list | link show DEST | link open DEST | link close DEST\n"
+"  status\n"
+"  help\n"
+"\n"
+"exit status: 0 ok, 1 command failed, 2 usage error, 3 sluiced not reachable\n");
+}
+
+static void err_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void err_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sluicectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- config: [control] socket, else [storage] state_dir ---- */
+
+/* trim - strip blanks at both ends in place */
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
+			 e[-1] == '\n'))
+		*--e = 0;
+	return s;
+}
+
+/* config_socket - the socket path sluiced uses with this config; 0 or -1
+ * (message printed) */
+static int config_socket(const char *file, char *out, size_t cap)
+{
+	FILE *f = fopen(file, "r");
+	char line[1024], sec[64] = "", sock[512] = "", state[512] = "";
+
+	if (!f) {
+		err_msg("cannot read config %s: %s", file, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p, *eq, *k, *v;
+
+		if ((p = strchr(line, '#')))
+			*p = 0;
+		p = trim(line);
+		if (*p == '[') {
+			char *e = strchr(p, ']');
+
+			if (e) {
+				*e = 0;
+				snprintf(sec, sizeof(sec), "%s", trim(p + 1));
+			}
+			continue;
+		}
+		if (!(eq = strchr(p, '=')))
+			continue;
+		*eq = 0;
+		k = trim(p);
+		v = trim(eq + 1);
+		if (!strcmp(sec, "control") && !strcmp(k, "socket"))
+			snprintf(sock, sizeof(sock), "%s", v);
+		else if (!strcmp(sec, "storage") && !strcmp(k, "state_dir"))
+			snprintf(state, sizeof(state), "%s", v);
+	}
+	fclose(f);
+	if (sock[0])
+		snprintf(out, cap, "%s", sock);
+	else
+		snprintf(out, cap, "%s/sluiced.sock",
+			 state[0] ? state : CTL_DEFAULT_STATE);
+	return 0;
+}
+
+/* ---- strict JSON reader ---- */
+
+struct jr {
+	const char *p, *end;
+};
+
+static void jr_ws(struct jr *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
+				 *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static int hex4(const char *p, unsigned *v)
+{
+	*v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+
+		*v <<= 4;
+		if (c >= '0' && c <= '9')
+			*v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static size_t put_utf8(char *o, unsigned c)
+{
+	if (c < 0x80) {
+		o[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		o[0] = (char)(0xc0 | c >> 6);
+		o[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | c >> 12);
+		o[1] = (char)(0x80 | (c >> 6 & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | c >> 18);
+	o[1] = (char)(0x80 | (c >> 12 & 0x3f));
+	o[2] = (char)(0x80 | (c >> 6 & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* jr_string - a string at j->p; decoded into out (malloc'd, NUL-ended,
+ * *n its length) when out is not NULL. 0 or -1 */
+static int jr_string(struct jr *j, char **out, size_t *n)
+{
+	const char *s;
+	char *o = NULL;
+	size_t k = 0;
+
+	if (j->p >= j->end || *j->p != '"')
+		return -1;
+	s = ++j->p;
+	/* decoded text is never longer than the source */
+	while (j->p < j->end && *j->p != '"') {
+		if ((unsigned char)*j->p < 0x20)
+			return -1;
+		if (*j->p == '\\' && j->end - j->p < 2)
+			return -1;
+		j->p += *j->p == '\\' ? 2 : 1;
+	}
+	if (j->p >= j->end)
+		return -1;
+	if (out && !(o = malloc((size_t)(j->p - s) + 1)))
+		return -1;
+	for (const char *p = s; p < j->p;) {
+		unsigned c, c2;
+
+		if (*p != '\\') {
+			if (o)
+				o[k] = *p;
+			k++;
+			p++;
+			continue;
+		}
+		p++;
+		switch (*p) {
+		case '"': case '\\': case '/':
+			c = (unsigned char)*p;
+			break;
+		case 'b': c = '\b'; break;
+		case 'f': c = '\f'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 't': c = '\t'; break;
+		case 'u':
+			if (j->p - p < 5 || hex4(p + 1, &c) < 0)
+				goto bad;
+			p += 4;
+			if (c >= 0xd800 && c <= 0xdbff && j->p - p >= 7 &&
+			    p[1] == '\\' && p[2] == 'u' && hex4(p + 3, &c2) == 0 &&
+			    c2 >= 0xdc00 && c2 <= 0xdfff) {
+				c = 0x10000 + ((c - 0xd800) << 10) + (c2 - 0xdc00);
+				p += 6;
+			} else if (c >= 0xd800 && c <= 0xdfff) {
+				c = 0xfffd;        /* lone surrogate */
+			}
+			break;
+		default:
+			goto bad;
+		}
+		p++;
+		if (o)
+			k += put_utf8(o + k, c);
+		else
+			k++;
+	}
+	j->p++;
+	if (o) {
+		o[k] = 0;
+		*out = o;
+		*n = k;
+	}
+	return 0;
+bad:
+	free(o);
+	return -1;
+}
+
+static int jr_value(struct jr *j, int depth);
+
+static int jr_number(struct jr *j)
+{
+	const char *p = j->p;
+
+	if (p < j->end && *p == '-')
+		p++;
+	if (p >= j->end)
+		return -1;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (p < j->end && *p >= '0' && *p <= '9')
+			p++;
+	else
+		return -1;
+	if (p < j->end && *p == '.') {
+		if (++p >= j->end || *p < '0' || *p > '9')
+			return -1;
+		while (p < j->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < j->end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < j->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= j->end || *p < '0' || *p > '9')
+			return -1;
+		while (p < j->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	j->p = p;
+	return 0;
+}
+
+static int jr_lit(struct jr *j, const char *w)
+{
+	size_t n = strlen(w);
+
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n))
+		return -1;
+	j->p += n;
+	return 0;
+}
+
+/* jr_members - object or array body after the opening bracket */
+static int jr_members(struct jr *j, int depth, bool obj)
+{
+	char close = obj ? '}' : ']';
+
+	jr_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		jr_ws(j);
+		if (obj) {
+			if (jr_string(j, NULL, NULL) < 0)
+				return -1;
+			jr_ws(j);
+			if (j->p >= j->end || *j->p++ != ':')
+				return -1;
+		}
+		if (jr_value(j, depth + 1) < 0)
+			return -1;
+		jr_ws(j);
+		if (j->p >= j->end)
+			return -1;
+		if (*j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (*j->p++ != close)
+			return -1;
+		return 0;
+	}
+}
+
+static int jr_value(struct jr *j, int depth)
+{
+	if (depth > CTL_JSON_DEPTH)
+		return -1;
+	jr_ws(j);
+	if (j->p >= j->end)
+		return -1;
+	switch (*j->p) {
+	case '{': j->p++; return jr_members(j, depth, true);
+	case '[': j->p++; return jr_members(j, depth, false);
+	case '"': return jr_string(j, NULL, NULL);
+	case 't': return jr_lit(j, "true");
+	case 'f': return jr_lit(j, "false");
+	case 'n': return jr_lit(j, "null");
+	default: return jr_number(j);
+	}
+}
+
+struct answer {
+	int ok;                      /* -1 missing, 0 false, 1 true */
+	char *error, *text;
+	size_t error_n, text_n;
+	const char *data;            /* raw JSON span */
+	size_t data_n;
+};
+
+/* parse_answer - the server's object; 0 or -1 (not valid) */
+static int parse_answer(const char *buf, size_t n, struct answer *a)
+{
+	struct jr j = { buf, buf + n };
+
+	memset(a, 0, sizeof(*a));
+	a->ok = -1;
+	jr_ws(&j);
+	if (j.p >= j.end || *j.p++ != '{')
+		return -1;
+	jr_ws(&j);
+	if (j.p < j.end && *j.p == '}') {
+		j.p++;
+	} else {
+		for (;;) {
+			char *key;
+			size_t kn;
+			const char *v;
+
+			jr_ws(&j);
+			if (jr_string(&j, &key, &kn) < 0)
+				return -1;
+			jr_ws(&j);
+			if (j.p >= j.end || *j.p++ != ':') {
+				free(key);
+				return -1;
+			}
+			jr_ws(&j);
+			v = j.p;
+			bool str = v < j.end && *v == '"';
+			int r;
+
+			if (!strcmp(key, "ok") && !jr_lit(&j, "true"))
+				r = 0, a->ok = 1;
+			else if (!strcmp(key, "ok") && !jr_lit(&j, "false"))
+				r = 0, a->ok = 0;
+			else if (!strcmp(key, "error") && str && !a->error)
+				r = jr_string(&j, &a->error, &a->error_n);
+			else if (!strcmp(key, "text") && str && !a->text)
+				r = jr_string(&j, &a->text, &a->text_n);
+			else
+				r = jr_value(&j, 1);
+			if (r < 0 || j.p == v) {
+				free(key);
+				return -1;
+			}
+			if (!strcmp(key, "data")) {
+				a->data = v;
+				a->data_n = (size_t)(j.p - v);
+			}
+			free(key);
+			jr_ws(&j);
+			if (j.p < j.end && *j.p == ',') {
+				j.p++;
+				continue;
+			}
+			if (j.p >= j.end || *j.p++ != '}')
+				return -1;
+			break;
+		}
+	}
+	jr_ws(&j);
+	return j.p == j.end && a->ok >= 0 ? 0 : -1;
+}
+
+/* ---- talking to sluiced ---- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* wait_fd - poll for ev until deadline; 1 ready, 0 timeout */
+static int wait_fd(int fd, short ev, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - mono_ms();
+		struct pollfd p = { .fd = fd, .events = ev };
+		int r;
+
+		if (left <= 0)
+			return 0;
+		r = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return 1;      /* let the next call report it */
+	}
+}
+
+/* request - send line, read the answer into *resp; 0 or an exit code */
+static int request(const char *path, const char *line, unsigned timeout_s,
+		   char **resp, size_t *resp_n)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int64_t deadline = mono_ms() + (int64_t)timeout_s * 1000;
+	size_t n = strlen(line), off = 0, cap = 65536, got = 0;
+	char *buf;
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		err_msg("socket path %s is too long", path);
+		return EXIT_USAGE;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		err_msg("socket: %s", strerror(errno));
+		return EXIT_UNREACH;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (errno != EAGAIN && errno != EINPROGRESS) {
+			err_msg("cannot reach sluiced at %s: %s (is sluiced "
+				"running? -s or -c name another socket)", path,
+				strerror(errno));
+			close(fd);
+			return EXIT_UNREACH;
+		}
+		/* listen backlog full: connect again until the deadline */
+		for (;;) {
+			if (mono_ms() >= deadline) {
+				err_msg("cannot reach sluiced at %s: it accepts "
+					"no connection (timeout %us)", path,
+					timeout_s);
+				close(fd);
+				return EXIT_UNREACH;
+			}
+			usleep(10000);
+			if (connect(fd, (struct sockaddr *)&sa,
+				    sizeof(sa)) == 0 || errno == EISCONN)
+				break;
+			if (errno != EAGAIN && errno != EINPROGRESS &&
+			    errno != EALREADY) {
+				err_msg("cannot reach sluiced at %s: %s", path,
+					strerror(errno));
+				close(fd);
+				return EXIT_UNREACH;
+			}
+		}
+	}
+	while (off < n) {
+		ssize_t w;
+
+		if (!wait_fd(fd, POLLOUT, deadline))
+			goto timeout;
+		w = send(fd, line + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			err_msg("sending to sluiced at %s: %s", path,
+				strerror(errno));
+			close(fd);
+			return EXIT_UNREACH;
+		}
+		if (w > 0)
+			off += (size_t)w;
+	}
+	if (!(buf = malloc(cap))) {
+		err_msg("out of memory");
+		close(fd);
+		return EXIT_UNREACH;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (got == cap) {
+			char *nb;
+
+			if (cap >= CTL_RESP_MAX || !(nb = realloc(buf, cap * 2))) {
+				err_msg("answer from sluiced is too large");
+				free(buf);
+				close(fd);
+				return EXIT_UNREACH;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		if (!wait_fd(fd, POLLIN, deadline)) {
+			free(buf);
+			goto timeout;
+		}
+		r = recv(fd, buf + got, cap - got, 0);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			err_msg("reading from sluiced at %s: %s", path,
+				strerror(errno));
+			free(buf);
+			close(fd);
+			return EXIT_UNREACH;
+		}
+		got += (size_t)r;
+	}
+	close(fd);
+	*resp = buf;
+	*resp_n = got;
+	return 0;
+timeout:
+	err_msg("no answer from sluiced at %s within %us", path, timeout_s);
+	close(fd);
+	return EXIT_UNREACH;
+}
+
+int main(int argc, char **argv)
+{
+	const char *sock = NULL, *config = NULL;
+	char path[512], *line, *resp = NULL;
+	size_t len = 0, resp_n = 0;
+	unsigned timeout_s = 30;
+	bool json = false;
+	struct answer a;
+	int i, rc;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *o = argv[i];
+		bool has_val = !strcmp(o, "-s") || !strcmp(o, "--socket") ||
+			       !strcmp(o, "-c") || !strcmp(o, "--config") ||
+			       !strcmp(o, "-t") || !strcmp(o, "--timeout");
+
+		if (!strcmp(o, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (!strcmp(o, "-j") || !strcmp(o, "--json")) {
+			json = true;
+			continue;
+		}
+		if (!has_val) {
+			err_msg("unknown option %s (sluicectl --help)", o);
+			return EXIT_USAGE;
+		}
+		if (i + 1 >= argc) {
+			err_msg("%s needs a value (sluicectl --help)", o);
+			return EXIT_USAGE;
+		}
+		const char *v = argv[++i];
+
+		if (o[1] == 's' || !strcmp(o, "--socket")) {
+			sock = v;
+		} else if (o[1] == 'c' || !strcmp(o, "--config")) {
+			config = v;
+		} else {
+			char *e;
+			unsigned long t;
+
+			errno = 0;
+			t = strtoul(v, &e, 10);
+			if (!*v || *e || errno || t < 1 || t > 86400) {
+				err_msg("%s \"%s\": not a number of seconds "
+					"1..86400", o, v);
+				return EXIT_USAGE;
+			}
+			timeout_s = (unsigned)t;
+		}
+	}
+	if (sock && config) {
+		err_msg("-s and -c both name the socket: give one");
+		return EXIT_USAGE;
+	}
+	if (i >= argc) {
+		err_msg("no command (sluicectl --help; sluicectl help lists "
+			"sluiced's commands)");
+		return EXIT_USAGE;
+	}
+	for (int k = i; k < argc; k++) {
+		if (!argv[k][0]) {
+			err_msg("argument %d is empty", k - i + 1);
+			return EXIT_USAGE;
+		}
+		if (strpbrk(argv[k], " \t\r\n")) {
+			err_msg("argument \"%s\" contains a space, tab or line "
+				"break; the control protocol separates words "
+				"with spaces, so no argument may contain one",
+				argv[k]);
+			return EXIT_USAGE;
+		}
+		len += strlen(argv[k]) + 1;
+	}
+	if (len > CTL_LINE_MAX) {
+		err_msg("request is %zu bytes; sluiced takes at most %d per "
+			"line (split the ids over several calls)", len - 1,
+			CTL_LINE_MAX);
+		return EXIT_USAGE;
+	}
+	if (config) {
+		if (config_socket(config, path, sizeof(path)) < 0)
+			return EXIT_USAGE;
+	} else {
+		snprintf(path, sizeof(path), "%s", sock ? sock :
+			 CTL_DEFAULT_SOCKET);
+	}
+	line = malloc(len + 1);
+	if (!line) {
+		err_msg("out of memory");
+		return EXIT_UNREACH;
+	}
+	line[0] = 0;
+	for (int k = i; k < argc; k++) {
+		strcat(line, argv[k]);
+		strcat(line, k + 1 < argc ? " " : "\n");
+	}
+	rc = request(path, line, timeout_s, &resp, &resp_n);
+	free(line);
+	if (rc)
+		return rc;
+	if (parse_answer(resp, resp_n, &a) < 0) {
+		free(a.error);
+		free(a.text);
+		if (resp_n == 0)
+			err_msg("sluiced at %s closed the connection without "
+				"an answer", path);
+		else
+			err_msg("sluiced at %s sent an answer that is not "
+				"valid JSON (%zu bytes)", path, resp_n);
+		free(resp);
+		return EXIT_UNREACH;
+	}
+	if (a.ok) {
+		if (json) {
+			if (a.data)
+				fwrite(a.data, 1, a.data_n, stdout);
+			else
+				fputs("null", stdout);
+			fputc('\n', stdout);
+		} else if (a.text) {
+			fwrite(a.text, 1, a.text_n, stdout);
+		}
+		rc = EXIT_OK;
+	} else {
+		err_msg("%s", a.error ? a.error : "command failed (no reason "
+			"given)");
+		rc = EXIT_CMD;
+	}
+	free(a.error);
+	free(a.text);
+	free(resp);
+	if (fflush(stdout) != 0) {
+		err_msg("writing the answer: %s", strerror(errno));
+		return rc ? rc : EXIT_CMD;
+	}
+	return rc;
 }
