@@ -417,6 +417,54 @@ static int tele_smtp_counters(const char *cmd, const char *params,
 	return 0;
 }
 
+/* tele_deliver_counters - /sluice/deliver/counters: deliver_stats summed
+ * over the io lcores with delivery on (parameter: one io lcore id) */
+static int tele_deliver_counters(const char *cmd, const char *params,
+				 struct rte_tel_data *d)
+{
+	struct deliver_stats t;
+	uint64_t dres_full = 0;
+	unsigned on = 0;
+	int one;
+
+	(void)cmd;
+	if (tele_begin() < 0)
+		return -EBUSY;
+	one = tele_lcore_param(params);
+	if (params && *params && one < 0) {
+		tele_end();
+		return -EINVAL;
+	}
+	memset(&t, 0, sizeof(t));
+	for (unsigned i = 0; i < tele.n_io; i++) {
+		const struct deliver_stats *s = &tele.snap.deliver;
+
+		if (!tele.io[i].delivery || (one >= 0 && (unsigned)one != i))
+			continue;
+		on++;
+		iolcore_snapshot(&tele.io[i], &tele.snap, TELE_SNAP_WAIT_MS);
+		for (size_t k = 0; k < sizeof(t) / sizeof(uint64_t); k++)
+			((uint64_t *)&t)[k] += ((const uint64_t *)s)[k];
+		dres_full += tele.snap.dres_full;
+	}
+	if (!on) {
+		tele_end();
+		return -ENOTSUP;
+	}
+	rte_tel_data_start_dict(d);
+#define TD(f) rte_tel_data_add_dict_u64(d, #f, t.f)
+	TD(jobs_in); TD(jobs_out); TD(jobs_ok); TD(jobs_conn_fail);
+	TD(jobs_msg_fail); TD(rcpt_2xx); TD(rcpt_4xx); TD(rcpt_5xx);
+	TD(connects); TD(connect_fail); TD(hop_fail); TD(sessions);
+	TD(reused); TD(retried_fresh); TD(conn_lost); TD(idle_closed);
+	TD(quits); TD(tls_ok); TD(tls_fail); TD(msgs); TD(body_bytes);
+	TD(waiting); TD(active); TD(done_pending); TD(conns); TD(conns_idle);
+#undef TD
+	rte_tel_data_add_dict_u64(d, "dres_full", dres_full);
+	tele_end();
+	return 0;
+}
+
 void tele_smtp(struct mstore *m, struct worker *wk, unsigned n_wk)
 {
 	rte_spinlock_lock(&tele.lock);
@@ -456,6 +504,10 @@ void tele_init(const struct cfg *c, const struct nicprof *prof,
 		"Reactor rounds and idle sleeps per io lcore");
 	rte_telemetry_register_cmd("/sluice/info", tele_info,
 		"sluiced version, config, port, address and lcores");
+	rte_telemetry_register_cmd("/sluice/deliver/counters",
+		tele_deliver_counters, "Delivery jobs, results, connections "
+		"(reuse, failures, TLS) summed over io lcores; parameter: an "
+		"io lcore id for one lcore");
 }
 
 void tele_shutdown(void)
