@@ -1070,11 +1070,15 @@ static int link_row(void *arg, const struct dsched_dest_info *i)
 	struct ctx *x = arg;
 	char tm[40];
 
+	size_t nl = strlen(i->name);
+
 	jw_obj(&x->data, NULL);
 	link_json(&x->data, i);
 	jw_end_obj(&x->data);
-	buf_text(&x->text, i->name, strlen(i->name), 255);
-	buf_printf(&x->text, "  %-6s %5u %6u %8llu %8llu  %s\n",
+	buf_text(&x->text, i->name, nl, 255);
+	if (nl < 24)
+		buf_printf(&x->text, "%*s", (int)(24 - nl), "");
+	buf_printf(&x->text, " %-6s %5u %6u %8llu %8llu  %s\n",
 		   link_name(i->link), i->failures, i->active,
 		   (unsigned long long)i->queued, (unsigned long long)i->held,
 		   fmt_time(i->oldest_us, false, tm, sizeof(tm)));
@@ -1090,8 +1094,9 @@ static int cmd_link_list(struct ctx *x, int argc, char **argv)
 {
 	if (no_args(x, argc, argv) < 0 || need_sched(x) < 0)
 		return -1;
-	buf_printf(&x->text, "DESTINATION  LINK   FAILS ACTIVE   QUEUED "
-		   "    HELD  OLDEST (UTC)\n");
+	buf_printf(&x->text, "%-24s %-6s %5s %6s %8s %8s  %s\n",
+		   "DESTINATION", "LINK", "FAILS", "ACTIVE", "QUEUED", "HELD",
+		   "OLDEST (UTC)");
 	jw_arr(&x->data, "links");
 	dsched_links(x->e->sched, link_row, x);
 	jw_end_arr(&x->data);

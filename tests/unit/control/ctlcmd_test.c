@@ -1048,7 +1048,9 @@ static void ctl(struct ctlsock *c, struct ctl_run *r, const char *const *args)
 	int n = 0, st;
 	pid_t pid;
 
-	assert_non_null(bin);
+	if (!bin)
+		fail_msg("SLUICECTL is not set (meson test sets it to "
+			 "build/control/sluicectl)");
 	argv[n++] = bin;
 	for (; *args; args++)
 		argv[n++] = *args;
