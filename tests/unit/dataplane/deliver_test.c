@@ -70,6 +70,8 @@ struct h {
 	struct smsg msgs[SRV_MSGS];
 	unsigned n_msgs, accepts, quits, rsets, closes_after;
 	int close_after_msg;          /* server drops the connection after 250 */
+	int abort_on_data;            /* server closes instead of 354 */
+	int abort_on_rset;            /* server resets instead of RSET's 250 */
 	const char *ext;              /* EHLO lines after the first */
 	/* delivery */
 	struct qfix qf;
@@ -232,6 +234,10 @@ static void srv_line(struct h *h, struct sconn *c, const char *l, size_t n)
 			 (int)(n - 10), l + 8);
 		srv_send(h, c, "250 2.1.5 Ok\r\n");
 	} else if (!strncasecmp(l, "DATA", 4)) {
+		if (h->abort_on_data) {     /* FIN after the RCPT replies */
+			net_close(h->b.s, c->sk);
+			return;
+		}
 		if (!c->cur || !c->cur->n_rcpt) {
 			srv_send(h, c, "554 5.5.1 No valid recipients\r\n");
 			return;
@@ -240,6 +246,11 @@ static void srv_line(struct h *h, struct sconn *c, const char *l, size_t n)
 		srv_send(h, c, "354 End data with <CR><LF>.<CR><LF>\r\n");
 	} else if (!strncasecmp(l, "RSET", 4)) {
 		h->rsets++;
+		if (h->abort_on_rset) {
+			net_abort(h->b.s, c->sk);
+			c->used = 0;
+			return;
+		}
 		srv_send(h, c, "250 2.0.0 Ok\r\n");
 	} else if (!strncasecmp(l, "QUIT", 4)) {
 		h->quits++;
@@ -800,6 +811,58 @@ static void test_greeting_timeout(void **state)
 	h_free(h);
 }
 
+/* the connection is lost in the middle of the transaction: DJOB_OK with
+ * 451 4.4.2 for recipients the next hop had accepted at RCPT */
+static void test_lost_mid_transaction(void **state)
+{
+	static const char *rc[] = { "reject@d0.example", "ok@d0.example" };
+	struct h *h = h_new(0);
+	uint16_t ports[] = { 2525 };
+	struct djob *j = job_new(store(h, rc, 2), 7, 2, ports, 1);
+
+	(void)state;
+	h->abort_on_data = 1;
+	deliver_job(h->d, j, h->now);
+	run_jobs(h, 1, 60000000);
+	assert_int_equal(j->status, DJOB_OK);
+	assert_int_equal(j->code, 451);
+	assert_string_equal(j->enh, "4.4.2");
+	assert_string_equal(j->text, "lost connection with 10.0.0.2:2525 "
+			    "while sending the message (closed by the peer)");
+	assert_int_equal(j->rcpt[0].code, 550);
+	assert_int_equal(j->rcpt[1].code, 451);
+	assert_string_equal(j->rcpt[1].enh, "4.4.2");
+	h_free(h);
+}
+
+/* a reused connection that dies before answering: the job is retried
+ * once on a fresh connection, not failed */
+static void test_reused_dead_retry(void **state)
+{
+	struct h *h = h_new(0);
+	uint16_t ports[] = { 2525 };
+	uint64_t qid = store(h, two, 2);
+	struct djob *j1 = job_new(qid, 7, 2, ports, 1);
+	struct djob *j2 = job_new(qid, 7, 2, ports, 1);
+	struct deliver_stats st;
+
+	(void)state;
+	deliver_job(h->d, j1, h->now);
+	run_jobs(h, 1, 60000000);
+	h->abort_on_rset = 1;
+	deliver_job(h->d, j2, h->now);
+	run_jobs(h, 2, 60000000);
+	assert_int_equal(j2->status, DJOB_OK);
+	assert_int_equal(j2->rcpt[0].code, 250);
+	assert_false(j2->reused);
+	assert_int_equal(h->accepts, 2);
+	assert_int_equal(h->n_msgs, 2);
+	assert_int_equal(h->msgs[1].len, strlen(body_text()));
+	deliver_stats(h->d, &st);
+	assert_int_equal(st.retried_fresh, 1);
+	h_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -813,6 +876,8 @@ int main(void)
 		cmocka_unit_test(test_msg_deleted),
 		cmocka_unit_test(test_stop),
 		cmocka_unit_test(test_greeting_timeout),
+		cmocka_unit_test(test_lost_mid_transaction),
+		cmocka_unit_test(test_reused_dead_retry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
