@@ -180,6 +180,8 @@ int mstore_open(struct mstore *m, const struct cfg *c, unsigned n_io,
 	qc.high_watermark = s->high_watermark;
 	qc.durability = (enum stor_durability)s->durability;
 	qc.log = mstore_stor_log;
+	/* every io lcore's delivery slots hold a reader each (deliver.h) */
+	qc.max_readers = 126 + 40 * n_io;
 	rc = stor_queue_open(&qc, &m->q);
 	if (rc != 0) {
 		snprintf(err, errlen, "queue %s: %s", m->queue_dir,

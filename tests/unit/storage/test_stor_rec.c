@@ -167,7 +167,7 @@ static void msg_limits(void **st)
 	r[0].addr = STOR_STR("");
 	assert_int_equal(stor_rec_msg_size(&m), 0);
 	golden_msg(&m, r);
-	r[1].state = 3;
+	r[1].state = STOR_RCPT_BOUNCED + 1;
 	assert_int_equal(stor_rec_msg_size(&m), 0);
 	golden_msg(&m, r);
 	m.sender.n = STOR_STR_MAX + 1;
