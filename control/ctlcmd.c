@@ -1240,8 +1240,9 @@ static void status_sched(struct ctx *x)
 		   (unsigned long long)s.conn_failures);
 	buf_printf(t, "  %.1f delivered/s (last 10 s); arrival to delivered "
 		   "p50 %s, p99 %s\n", s.delivered_per_s,
-		   fmt_us(s.deliver_p50_us, a, sizeof(a)),
-		   fmt_us(s.deliver_p99_us, b, sizeof(b)));
+		   s.deliver_p99_us ? fmt_us(s.deliver_p50_us, a, sizeof(a)) :
+		   "-", s.deliver_p99_us ?
+		   fmt_us(s.deliver_p99_us, b, sizeof(b)) : "-");
 }
 
 static unsigned ring_count(struct rte_ring *r)
@@ -1441,6 +1442,11 @@ static int cmd_help(struct ctx *x, int argc, char **argv)
 {
 	if (no_args(x, argc, argv) < 0)
 		return -1;
+	int w = 0;
+
+	for (size_t i = 0; i < N_CMDS; i++)
+		if ((int)strlen(cmds[i].usage) > w)
+			w = (int)strlen(cmds[i].usage);
 	jw_arr(&x->data, "commands");
 	buf_add(&x->text, "commands:\n", 10);
 	for (size_t i = 0; i < N_CMDS; i++) {
@@ -1453,7 +1459,7 @@ static int cmd_help(struct ctx *x, int argc, char **argv)
 		jw_cstr(&x->data, "usage", cmds[i].usage);
 		jw_cstr(&x->data, "help", cmds[i].help);
 		jw_end_obj(&x->data);
-		buf_printf(&x->text, "  %-62s %s\n", cmds[i].usage,
+		buf_printf(&x->text, "  %-*s  %s\n", w, cmds[i].usage,
 			   cmds[i].help);
 	}
 	jw_end_arr(&x->data);
