@@ -35,6 +35,7 @@ missing keeps the option's value):
 A reply text may hold "\\n" for a multi-line reply. RCPT rules match the
 exact address (lower case), then "@domain", then "*".
 
+A session idle for --timeout seconds (default 120) is closed.
 Counts: OUT/stats.json (this process: connections, active, messages,
 rcpt_ok, rcpt_refused, data_refused, errors, pid, port) is rewritten after
 every event; OUT/sink.log has one line per session event. SIGUSR1 prints
@@ -148,7 +149,8 @@ class Sink:
         self.save_stats()
         try:
             await self.dialogue(conn, peer, reader, writer, b)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                asyncio.TimeoutError) as e:
             self.log(conn, "lost: %s" % (type(e).__name__,))
         except asyncio.CancelledError:
             self.log(conn, "cancelled (shutdown)")
@@ -191,7 +193,7 @@ class Sink:
         rcpts, rparams = [], []
         chunks = None
         while True:
-            line = await reader.readuntil(b"\r\n")
+            line = await asyncio.wait_for(reader.readuntil(b"\r\n"), self.a.timeout)
             cmdline = line[:-2].decode("utf-8", errors="replace")
             verb, _, arg = cmdline.partition(" ")
             verb = verb.upper()
@@ -261,7 +263,7 @@ class Sink:
                     await reply("503 5.5.1 %s" % ("MAIL first" if sender is None else "no valid recipients"))
                     continue
                 await reply("354 End data with <CR><LF>.<CR><LF>")
-                body = await read_data(reader, self.a.max_size)
+                body = await asyncio.wait_for(read_data(reader, self.a.max_size), self.a.timeout)
                 await self.end_of_data(conn, peer, helo, sender, mparams, rcpts, rparams,
                                        body, False, b, reply)
                 sender, rcpts, rparams, chunks = None, [], [], None
@@ -274,7 +276,7 @@ class Sink:
                     await reply("501 5.5.4 Syntax: BDAT size [LAST]" if self.a.chunking
                                 else "502 5.5.1 CHUNKING not offered")
                     continue
-                data = await reader.readexactly(int(parts[0]))
+                data = await asyncio.wait_for(reader.readexactly(int(parts[0])), self.a.timeout)
                 if sender is None or not rcpts:
                     await reply("503 5.5.1 %s" % ("MAIL first" if sender is None else "no valid recipients"))
                     continue
@@ -440,6 +442,8 @@ def main(argv=None):
     p.add_argument("--data-delay", type=float, default=0.0,
                    help="sleep before the end-of-data reply (s)")
     p.add_argument("--backlog", type=int, default=512)
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="close a session that sends nothing for this long (s)")
     args = p.parse_args(argv)
     for r in (args.mail_reply, args.data_reply):
         if r:
