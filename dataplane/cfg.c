@@ -6,6 +6,7 @@
  * maps to a field of struct net_config with its bounds, so adding a stack
  * knob is one line here and one in docs/operations.md.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ static const char *const cfg_sluice_keys[] = { "nic_profile", "profile_dir",
 static const char *const cfg_eal_keys[] = { "file_prefix", "huge",
 	"memory_mb", "socket_mem", "log_level", "telemetry", NULL };
 static const char *const cfg_lcore_keys[] = { "main", "io", "workers",
-					       NULL };
+					       "cpu_map", NULL };
 static const char *const cfg_if_keys[] = { "address", "gateway", "mac",
 					   NULL };
 static const char *const cfg_pool_keys[] = { "max_conns", "rcvbuf",
@@ -191,6 +192,77 @@ static void cfg_eal(struct cfgval *v, struct cfg *c)
 	cfgval_bool(v, "eal", "telemetry", true, &c->telemetry);
 }
 
+/* cfg_lcore_known - lcore is the main, an io or a worker lcore */
+static bool cfg_lcore_known(const struct cfg *c, unsigned lcore)
+{
+	if (lcore == c->main_lcore)
+		return true;
+	for (unsigned i = 0; i < c->n_io; i++)
+		if (c->io_lcores[i] == lcore)
+			return true;
+	for (unsigned i = 0; i < c->n_workers; i++)
+		if (c->worker_lcores[i] == lcore)
+			return true;
+	return false;
+}
+
+/* cfg_cpu_map - [lcores] cpu_map = LCORE@CPU[, LCORE@CPU...]: configured
+ * lcores that run on another CPU than their number (EAL --lcores) */
+static void cfg_cpu_map(struct cfgval *v, struct cfg *c)
+{
+	const char *s = cfgval_raw(v, "lcores", "cpu_map"), *p = s;
+
+	c->n_cpu_map = 0;
+	if (v->failed || !s)
+		return;
+	for (;;) {
+		unsigned long l, cpu;
+		char *end;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!isdigit((unsigned char)*p))
+			goto bad;
+		l = strtoul(p, &end, 10);
+		if (*end != '@' || !isdigit((unsigned char)end[1]))
+			goto bad;
+		cpu = strtoul(end + 1, &end, 10);
+		p = end;
+		if (l > CFG_MAX_LCORE || cpu > CFG_MAX_LCORE)
+			goto bad;
+		if (!cfg_lcore_known(c, (unsigned)l)) {
+			cfgval_fail(v, "[lcores] cpu_map: lcore %lu is not the "
+				    "main, an io or a worker lcore", l);
+			return;
+		}
+		for (unsigned i = 0; i < c->n_cpu_map; i++)
+			if (c->cpu_map_lcore[i] == l) {
+				cfgval_fail(v, "[lcores] cpu_map: \"%s\" maps "
+					    "lcore %lu twice", s, l);
+				return;
+			}
+		c->cpu_map_lcore[c->n_cpu_map] = (unsigned)l;
+		c->cpu_map_cpu[c->n_cpu_map++] = (unsigned)cpu;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			return;
+		if (*p++ != ',' || c->n_cpu_map == CFG_MAX_CPU_MAP)
+			goto bad;
+	}
+bad:
+	cfgval_fail(v, "[lcores] cpu_map: \"%s\" is not a list of LCORE@CPU "
+		    "(e.g. \"2@1, 3@1\"; numbers 0..%u)", s, CFG_MAX_LCORE);
+}
+
+unsigned cfg_lcore_cpu(const struct cfg *c, unsigned lcore)
+{
+	for (unsigned i = 0; i < c->n_cpu_map; i++)
+		if (c->cpu_map_lcore[i] == lcore)
+			return c->cpu_map_cpu[i];
+	return lcore;
+}
+
 /* cfg_lcores - [lcores]: control lcore and the io lcores, disjoint */
 static void cfg_lcores(struct cfgval *v, struct cfg *c)
 {
@@ -230,6 +302,7 @@ worker_clash:
 				    c->main_lcore);
 			return;
 		}
+	cfg_cpu_map(v, c);
 }
 
 /* cfg_interface - [interface]: our address, gateway and MAC */

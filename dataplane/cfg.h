@@ -15,7 +15,8 @@
  *               max_listeners, mbufs (overrides the profile's pool size)
  *   [tcp]       msl_ms, fin_wait2_ms, delack_ms, rto_min_ms, rto_max_ms,
  *               rto_init_ms, syn_retries, data_retries, arp_timeout_ms
- *   [lcores]    ... workers (list; default: workers run on the io lcores)
+ *   [lcores]    ... workers (list; default: workers run on the io lcores),
+ *               cpu_map (LCORE@CPU list: lcores that share a CPU)
  *   [services]  echo (TCP port 7), discard (TCP port 9), smtp
  *   [smtp]      hostname, ports, submission_ports, limits, timeouts,
  *               banner_delay_ms, session/client limits, priorities,
@@ -49,6 +50,7 @@
 #define CFG_NET_OPTS 19
 #define CFG_MAX_PORTS 8
 #define CFG_MAX_WORKERS 16
+#define CFG_MAX_CPU_MAP (1 + CFG_MAX_IO + CFG_MAX_WORKERS)
 
 /* [smtp], [storage], [tls]: the SMTP accept path (smtpd.h, mstore.h) */
 struct cfg_smtp {
@@ -136,6 +138,10 @@ struct cfg {
 
 	unsigned worker_lcores[CFG_MAX_WORKERS];  /* n_workers 0: on io */
 	unsigned n_workers;
+	/* [lcores] cpu_map: lcore cpu_map_lcore[i] runs on CPU cpu_map_cpu[i];
+	 * lcores not listed run on the CPU of their own number */
+	unsigned cpu_map_lcore[CFG_MAX_CPU_MAP], cpu_map_cpu[CFG_MAX_CPU_MAP];
+	unsigned n_cpu_map;
 
 	unsigned idle_spins;      /* empty loop rounds before sleeping */
 	unsigned idle_sleep_us_max; /* 0 = never sleep (pure busy poll) */
@@ -145,6 +151,10 @@ struct cfg {
 
 	struct cfg_delivery delivery;
 };
+
+/* cfg_lcore_cpu - the CPU an lcore runs on ([lcores] cpu_map, else its
+ * own number) */
+unsigned cfg_lcore_cpu(const struct cfg *c, unsigned lcore);
 
 /* cfg_parse_duration - "90", "90s", "5m", "2h", "5d" -> seconds; 0 or -1 */
 int cfg_parse_duration(const char *s, uint64_t *secs);

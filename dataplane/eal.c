@@ -35,6 +35,24 @@ static int eal_pushu(struct eal_args *a, unsigned x)
 	return eal_push(a, tmp);
 }
 
+/* eal_lcore - append one lcore to the -l list, or as LCORE@CPU to the
+ * --lcores list when [lcores] cpu_map is set; returns the new length
+ * (>= len when it did not fit) */
+static size_t eal_lcore(const struct cfg *c, char *buf, size_t len,
+			size_t off, unsigned lcore)
+{
+	if (off >= len)
+		return off;
+	if (c->n_cpu_map)
+		off += (size_t)snprintf(buf + off, len - off, "%s%u@%u",
+					off ? "," : "", lcore,
+					cfg_lcore_cpu(c, lcore));
+	else
+		off += (size_t)snprintf(buf + off, len - off, "%s%u",
+					off ? "," : "", lcore);
+	return off;
+}
+
 int eal_args_build(const struct cfg *c, const struct nicprof *p,
 		   bool force_no_huge, bool huge_free, int pass_argc,
 		   char *const *pass_argv, struct eal_args *out, char *err,
@@ -59,17 +77,17 @@ int eal_args_build(const struct cfg *c, const struct nicprof *p,
 	} else
 		out->no_huge = !huge_free;
 
-	off = (size_t)snprintf(lcores, sizeof(lcores), "%u", c->main_lcore);
-	for (unsigned i = 0; i < c->n_io && off < sizeof(lcores); i++)
-		off += (size_t)snprintf(lcores + off, sizeof(lcores) - off,
-					",%u", c->io_lcores[i]);
-	for (unsigned i = 0; i < c->n_workers && off < sizeof(lcores); i++)
-		off += (size_t)snprintf(lcores + off, sizeof(lcores) - off,
-					",%u", c->worker_lcores[i]);
+	off = eal_lcore(c, lcores, sizeof(lcores), 0, c->main_lcore);
+	for (unsigned i = 0; i < c->n_io; i++)
+		off = eal_lcore(c, lcores, sizeof(lcores), off,
+				c->io_lcores[i]);
+	for (unsigned i = 0; i < c->n_workers; i++)
+		off = eal_lcore(c, lcores, sizeof(lcores), off,
+				c->worker_lcores[i]);
 
 	rc |= eal_push(out, "sluiced");
-	rc |= eal_push(out, "-l");
-	rc |= eal_push(out, lcores);
+	rc |= eal_push(out, c->n_cpu_map ? "--lcores" : "-l");
+	rc |= off >= sizeof(lcores) ? -1 : eal_push(out, lcores);
 	rc |= eal_push(out, "--main-lcore");
 	rc |= eal_pushu(out, c->main_lcore);
 	rc |= eal_push(out, "--file-prefix");

@@ -1,7 +1,9 @@
 /*
  * eal.h - build the EAL command line from sluice.conf and the NIC profile.
  *
- *   -l MAIN,IO...  --main-lcore MAIN  --file-prefix P
+ *   -l MAIN,IO...,WORKERS...  --main-lcore MAIN  --file-prefix P
+ *     (with [lcores] cpu_map: --lcores L@CPU,... for every lcore, so
+ *     lcores can share a CPU, e.g. "0@0,1@1,2@1" on a 2-CPU machine)
  *   --no-huge -m N (no hugepages)  |  -m N or --socket-mem L (hugepages)
  *   --vdev ARGS --no-pci (virtual device)  |  -a PCI ... (allowlist)
  *   --log-level L  --no-telemetry   then the operator's passthrough args

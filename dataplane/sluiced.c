@@ -156,35 +156,72 @@ static void sluiced_args(int argc, char **argv, struct sluiced_opts *o)
 	}
 }
 
-/* sluiced_check_lcores - every configured lcore is a CPU we may run on */
+/* sluiced_check_lcores - every configured lcore runs on a CPU we may run
+ * on (its own number, or its [lcores] cpu_map CPU); warn about lcores that
+ * share a CPU */
 static void sluiced_check_lcores(const struct cfg *c)
 {
+	unsigned id[1 + CFG_MAX_IO + CFG_MAX_WORKERS], n = 0;
+	const char *role[1 + CFG_MAX_IO + CFG_MAX_WORKERS];
+	char avail[256] = "", list[256];
 	cpu_set_t set;
-	char avail[256] = "";
 	size_t off = 0;
 
+	id[n] = c->main_lcore;
+	role[n++] = "main";
+	for (unsigned i = 0; i < c->n_io; i++) {
+		id[n] = c->io_lcores[i];
+		role[n++] = "io";
+	}
+	for (unsigned i = 0; i < c->n_workers; i++) {
+		id[n] = c->worker_lcores[i];
+		role[n++] = "workers";
+	}
 	if (sched_getaffinity(0, sizeof(set), &set) != 0)
 		return;
 	for (int i = 0; i < CPU_SETSIZE && off < sizeof(avail); i++)
 		if (CPU_ISSET(i, &set))
 			off += (size_t)snprintf(avail + off, sizeof(avail) - off,
 						"%s%d", off ? "," : "", i);
-	if (c->main_lcore >= CPU_SETSIZE || !CPU_ISSET(c->main_lcore, &set))
-		log_fatal("%s: [lcores] main: CPU %u is not available to this "
-			  "process (available: %s)", c->path, c->main_lcore,
-			  avail);
-	for (unsigned i = 0; i < c->n_io; i++)
-		if (c->io_lcores[i] >= CPU_SETSIZE ||
-		    !CPU_ISSET(c->io_lcores[i], &set))
-			log_fatal("%s: [lcores] io: CPU %u is not available to "
-				  "this process (available: %s)", c->path,
-				  c->io_lcores[i], avail);
-	for (unsigned i = 0; i < c->n_workers; i++)
-		if (c->worker_lcores[i] >= CPU_SETSIZE ||
-		    !CPU_ISSET(c->worker_lcores[i], &set))
-			log_fatal("%s: [lcores] workers: CPU %u is not available "
-				  "to this process (available: %s)", c->path,
-				  c->worker_lcores[i], avail);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned cpu = cfg_lcore_cpu(c, id[i]);
+
+		if (cpu < CPU_SETSIZE && CPU_ISSET(cpu, &set))
+			continue;
+		if (cpu != id[i])
+			log_fatal("%s: [lcores] %s: CPU %u is not available to "
+				  "this process (available: %s; lcore %u is "
+				  "mapped to it by [lcores] cpu_map)", c->path,
+				  role[i], cpu, avail, id[i]);
+		log_fatal("%s: [lcores] %s: CPU %u is not available to this "
+			  "process (available: %s; to run lcore %u on one of "
+			  "them anyway: [lcores] cpu_map = %u@CPU)", c->path,
+			  role[i], cpu, avail, id[i], id[i]);
+	}
+	/* one warning per CPU that runs more than one lcore */
+	for (unsigned i = 0; i < n; i++) {
+		unsigned cpu = cfg_lcore_cpu(c, id[i]), k = 0, j;
+
+		for (j = 0; j < i; j++)
+			if (cfg_lcore_cpu(c, id[j]) == cpu)
+				break;
+		if (j < i)
+			continue;     /* reported with the first lcore */
+		off = 0;
+		for (j = i; j < n && off < sizeof(list); j++)
+			if (cfg_lcore_cpu(c, id[j]) == cpu) {
+				off += (size_t)snprintf(list + off,
+					sizeof(list) - off, "%s%u (%s)",
+					k++ ? ", " : "", id[j], role[j]);
+			}
+		if (k > 1)
+			log_warn("lcores %s share CPU %u ([lcores] cpu_map): "
+				 "they take turns on it; give each busy-polling "
+				 "lcore its own core in production", list, cpu);
+	}
+	if (c->n_workers)
+		log_info("lcores: %u worker(s) on their own lcores, separate "
+			 "from the io lcores", c->n_workers);
 }
 
 static uint64_t sluiced_unix_us(void)

@@ -97,6 +97,25 @@ static const struct cfg_case bad_cases[] = {
 	  "[lcores] io: lcore 1 is also the main lcore" },
 	{ "main garbage", ADDR "[lcores]\nmain = zero\n",
 	  "[lcores] main: \"zero\" is not an integer in 0..1023" },
+	{ "worker is io", ADDR "[lcores]\nio = 1\nworkers = 1\n",
+	  "[lcores] workers: lcore 1 is also the main or an io lcore" },
+	{ "cpu map without cpu", ADDR "[lcores]\nworkers = 2\ncpu_map = 2\n",
+	  "[lcores] cpu_map: \"2\" is not a list of LCORE@CPU" },
+	{ "cpu map trailing comma", ADDR "[lcores]\nworkers = 2\n"
+	  "cpu_map = 2@1,\n",
+	  "[lcores] cpu_map: \"2@1,\" is not a list of LCORE@CPU" },
+	{ "cpu map range", ADDR "[lcores]\nworkers = 2\ncpu_map = 2-3@1\n",
+	  "[lcores] cpu_map: \"2-3@1\" is not a list of LCORE@CPU" },
+	{ "cpu map cpu too big", ADDR "[lcores]\nworkers = 2\n"
+	  "cpu_map = 2@1024\n",
+	  "[lcores] cpu_map: \"2@1024\" is not a list of LCORE@CPU" },
+	{ "cpu map unknown lcore", ADDR "[lcores]\nworkers = 2\n"
+	  "cpu_map = 3@1\n",
+	  "[lcores] cpu_map: lcore 3 is not the main, an io or a worker "
+	  "lcore" },
+	{ "cpu map twice", ADDR "[lcores]\nworkers = 2, 3\n"
+	  "cpu_map = 2@1, 3@1, 2@0\n",
+	  "[lcores] cpu_map: \"2@1, 3@1, 2@0\" maps lcore 2 twice" },
 	{ "huge garbage", ADDR "[eal]\nhuge = sometimes\n",
 	  "[eal] huge: \"sometimes\" is not one of: auto, yes, no" },
 	{ "file prefix path", ADDR "[eal]\nfile_prefix = ../x\n",
@@ -256,6 +275,34 @@ static void test_full_config(void **state)
 	assert_int_equal(nc.mac[1], 0xaa);
 }
 
+/* [lcores] workers on their own lcores, mapped onto shared CPUs */
+static void test_workers_cpu_map(void **state)
+{
+	char path[64], err[1024];
+	struct cfg c;
+
+	(void)state;
+	dp_test_file(path, sizeof(path), ADDR
+		"[lcores]\nmain = 0\nio = 1\nworkers = 2-3\n"
+		"cpu_map = 2@1 ,3@0\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(c.n_workers, 2);
+	assert_int_equal(c.worker_lcores[0], 2);
+	assert_int_equal(c.worker_lcores[1], 3);
+	assert_int_equal(c.n_cpu_map, 2);
+	assert_int_equal(cfg_lcore_cpu(&c, 0), 0);
+	assert_int_equal(cfg_lcore_cpu(&c, 1), 1);
+	assert_int_equal(cfg_lcore_cpu(&c, 2), 1);
+	assert_int_equal(cfg_lcore_cpu(&c, 3), 0);
+	/* no map: every lcore on the CPU of its number */
+	dp_test_file(path, sizeof(path), ADDR "[lcores]\nworkers = 2\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(c.n_cpu_map, 0);
+	assert_int_equal(cfg_lcore_cpu(&c, 2), 2);
+}
+
 static void test_net_apply_contradictions(void **state)
 {
 	static const struct cfg_case cases[] = {
@@ -336,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_workers_cpu_map),
 		cmocka_unit_test(test_net_apply_contradictions),
 		cmocka_unit_test(test_profile_paths),
 		cmocka_unit_test(test_shipped_lab_config),

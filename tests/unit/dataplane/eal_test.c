@@ -127,6 +127,55 @@ static void test_pci_many_lcores_and_passthrough(void **state)
 			    "--no-telemetry --log-level pmd.net:debug");
 }
 
+/* workers on their own lcores: -l lists them; with [lcores] cpu_map the
+ * list becomes --lcores LCORE@CPU for every lcore (2-CPU machine: the
+ * worker lcore 2 shares CPU 1 with the io lcore) */
+static void test_worker_lcores_and_cpu_map(void **state)
+{
+	struct cfg c;
+	struct nicprof p;
+	struct eal_args a;
+	char err[256], l[1024];
+
+	(void)state;
+	base(&c, &p);
+	c.worker_lcores[0] = 2;
+	c.n_workers = 1;
+	assert_int_equal(eal_args_build(&c, &p, false, false, 0, NULL, &a, err,
+					sizeof(err)), 0);
+	line(&a, l, sizeof(l));
+	assert_string_equal(l, "sluiced -l 0,1,2 --main-lcore 0 --file-prefix "
+			    "sluice-lab --no-huge -m 256 --no-pci --vdev "
+			    "net_tap0,iface=sl0");
+	c.cpu_map_lcore[0] = 2;
+	c.cpu_map_cpu[0] = 1;
+	c.n_cpu_map = 1;
+	assert_int_equal(eal_args_build(&c, &p, false, false, 0, NULL, &a, err,
+					sizeof(err)), 0);
+	line(&a, l, sizeof(l));
+	assert_string_equal(l, "sluiced --lcores 0@0,1@1,2@1 --main-lcore 0 "
+			    "--file-prefix sluice-lab --no-huge -m 256 "
+			    "--no-pci --vdev net_tap0,iface=sl0");
+	/* several io and worker lcores, two of them mapped */
+	c.main_lcore = 4;
+	c.io_lcores[0] = 5;
+	c.io_lcores[1] = 6;
+	c.n_io = 2;
+	c.worker_lcores[0] = 8;
+	c.worker_lcores[1] = 9;
+	c.n_workers = 2;
+	c.cpu_map_lcore[0] = 9;
+	c.cpu_map_cpu[0] = 3;
+	c.cpu_map_lcore[1] = 4;
+	c.cpu_map_cpu[1] = 0;
+	c.n_cpu_map = 2;
+	assert_int_equal(eal_args_build(&c, &p, false, false, 0, NULL, &a, err,
+					sizeof(err)), 0);
+	line(&a, l, sizeof(l));
+	assert_non_null(strstr(l, "sluiced --lcores 4@0,5@5,6@6,8@8,9@3 "
+			       "--main-lcore 4 "));
+}
+
 static void test_too_many_arguments(void **state)
 {
 	struct cfg c;
@@ -151,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_hugepages_auto),
 		cmocka_unit_test(test_huge_yes_without_pages),
 		cmocka_unit_test(test_pci_many_lcores_and_passthrough),
+		cmocka_unit_test(test_worker_lcores_and_cpu_map),
 		cmocka_unit_test(test_too_many_arguments),
 	};
 
