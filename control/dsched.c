@@ -2087,7 +2087,7 @@ static int ds_count_cb(void *arg, uint64_t qid)
 
 	if (c[0]++ == 0)
 		c[1] = qid;
-	return 0;
+	return c[0] >= DSCHED_COUNT_MAX;
 }
 
 static void ds_info(const struct dsched *sc, struct ds_dest *d,
@@ -2110,6 +2110,7 @@ static void ds_info(const struct dsched *sc, struct ds_dest *d,
 				 (uint32_t)strlen(d->name) }, ds_count_cb, c);
 	stor_reader_end(s->rd);
 	o->queued = c[0];
+	o->queued_more = c[0] >= DSCHED_COUNT_MAX;
 	/* queue ids start with the arrival second */
 	o->oldest_us = c[0] ? (c[1] >> 32) * 1000000u : 0;
 	o->attempts = d->attempts;

@@ -98,11 +98,14 @@ struct dsched_dest_info {
 	const char *last_error;     /* "" if none */
 	uint32_t active;            /* jobs out now */
 	uint64_t queued;            /* messages with pending recipients */
+	bool queued_more;           /* queued is a lower bound: the count
+				     * stopped at DSCHED_COUNT_MAX */
 	uint64_t held;              /* ... waiting on the link */
 	uint64_t oldest_us;         /* arrival of the oldest (0 = none) */
 	uint64_t attempts, delivered, deferred, failed;   /* since start */
 	char route[128];            /* "198.18.0.2:2525 tls=opportunistic" */
 };
+#define DSCHED_COUNT_MAX 100000    /* per-destination count bound */
 typedef int (*dsched_dest_cb)(void *arg, const struct dsched_dest_info *d);
 /* dsched_links - every known destination, by name; cb nonzero stops */
 void dsched_links(const struct dsched *s, dsched_dest_cb cb, void *arg);
