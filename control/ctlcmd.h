@@ -10,6 +10,7 @@
 #ifndef SLUICE_CTLCMD_H
 #define SLUICE_CTLCMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,20 @@ struct mstore;
 struct iolcore;
 struct worker;
 struct cfg;
+
+/* operations state (ctlcmd_ops.c: reload, drain, log); sluiced fills
+ * cfg and profile_dir, the rest starts zeroed */
+struct ctlcmd_ops {
+	struct cfg *cfg;              /* the running config (reload writes its
+				       * live keys); NULL: reload refused */
+	const char *profile_dir;      /* cfg_load's default profile dir */
+	struct cfg_smtp *smtp_live;   /* [smtp] copy the io lcores use since
+				       * the last reload (NULL: cfg->smtp) */
+	unsigned reloads;
+	bool draining;
+	uint64_t drain_since_us;      /* unix us */
+	uint64_t drain_delivered0;    /* scheduler's delivered at drain */
+};
 
 struct ctlcmd_env {
 	struct dsched *sched;
@@ -33,6 +48,12 @@ struct ctlcmd_env {
 	 * `next` cursor; they keep a request on a huge queue short */
 	unsigned list_scan_max;
 	unsigned list_scan_ms;
+	struct ctlcmd_ops ops;
+	/* the request's payload (ctlsock: a line ending in "+LEN" is
+	 * followed by LEN bytes: dir import, dir passwd); NULL if none. Set
+	 * for one ctlcmd_run only */
+	const char *req_body;
+	size_t req_body_len;
 };
 
 #define CTLCMD_LIST_LIMIT 100          /* queue list rows by default */
@@ -59,5 +80,30 @@ void ctlcmd_error(const char *msg, char **out, size_t *outlen);
  * surrogates, > U+10FFFF, truncated) becomes \ufffd. Returns the bytes
  * written or needed (as snprintf; buf may be NULL when cap is 0) */
 size_t ctlcmd_json_str(char *buf, size_t cap, const char *s, size_t n);
+
+/* ---- reload (ctlcmd_ops.c) ---- */
+
+/* what reload does with a key that differs between the running config
+ * and the file */
+enum ctlcmd_reload_kind { CTLCMD_RELOAD_LIVE = 0, CTLCMD_RELOAD_RESTART };
+
+#define CTLCMD_RELOAD_KEYS_MAX 96
+
+struct ctlcmd_reload_diff {
+	unsigned n_live, n_restart;
+	const char *live[CTLCMD_RELOAD_KEYS_MAX];     /* "[smtp] max_errors" */
+	const char *restart[CTLCMD_RELOAD_KEYS_MAX];
+	bool other;        /* bytes of struct cfg outside the key table differ
+			    * (a key this table does not know: restart) */
+};
+
+/* ctlcmd_reload_diff - compare two loaded configs key by key (pure).
+ * Every key of sluice.conf is in a table marked live or restart; see
+ * docs/cli.md "reload" for the list. */
+void ctlcmd_reload_diff(const struct cfg *old, const struct cfg *nw,
+			struct ctlcmd_reload_diff *d);
+/* ctlcmd_reload_key_kind - the table's verdict for "[section] key"; -1 if
+ * the key is unknown */
+int ctlcmd_reload_key_kind(const char *name);
 
 #endif

@@ -8,7 +8,11 @@
  * input without a newline ends the line too), run it (ctlcmd_run), write
  * the response, close. A line longer than the buffer, or one with a NUL
  * byte, is answered with an error and not run. Bytes after the newline
- * are ignored. A connection still open CTLSOCK_TIMEOUT_MS after it was
+ * are ignored, except for a payload: a line whose last word is "+LEN"
+ * (decimal, at most CTLSOCK_BODY_MAX) is followed by exactly LEN bytes,
+ * read into a buffer of that size before the line (without the "+LEN"
+ * word) runs with them as env->req_body (dir import, dir passwd; the
+ * buffer is wiped and freed after). A connection still open CTLSOCK_TIMEOUT_MS after it was
  * accepted (idle, slow writer, slow reader) is dropped. Responses are
  * bounded by CTLCMD_OUT_MAX. While all slots are busy new connections wait
  * in the listen backlog.
@@ -44,6 +48,9 @@ struct ctlsock_client {
 	char in[CTLSOCK_LINE_MAX + 2];
 	char *out;
 	size_t outlen, outoff;
+	size_t linelen;             /* body: the line is in[0..linelen) */
+	char *body;                 /* payload being read, or NULL */
+	size_t body_len, body_got;
 	uint64_t deadline_us;       /* 0 = set at the next poll */
 };
 
@@ -150,6 +157,12 @@ static void ctlsock_drop(struct ctlsock_client *k)
 			break;
 	close(k->fd);
 	k->fd = -1;
+	if (k->body) {
+		explicit_bzero(k->body, k->body_len);
+		free(k->body);
+	}
+	k->body = NULL;
+	k->body_len = k->body_got = k->linelen = 0;
 	if (k->out)
 		ctlcmd_free(k->out);
 	k->out = NULL;
@@ -182,12 +195,124 @@ static void ctlsock_answer(struct ctlsock *c, struct ctlsock_client *k,
 	k->outoff = 0;
 }
 
+/* ctlsock_body_len - the line's last word "+LEN": 1 with *len, 0 if the
+ * line has none, -1 if it is malformed or too large. Cuts the word off */
+static int ctlsock_body_len(char *line, size_t *n, size_t *len)
+{
+	size_t i = *n, v = 0;
+
+	while (i > 0 && line[i - 1] >= '0' && line[i - 1] <= '9')
+		i--;
+	if (i == 0 || line[i - 1] != '+' || (i >= 2 && line[i - 2] != ' '))
+		return 0;
+	if (i == *n || *n - i > 9)
+		return -1;
+	for (size_t j = i; j < *n; j++)
+		v = v * 10 + (size_t)(line[j] - '0');
+	if (v > CTLSOCK_BODY_MAX)
+		return -1;
+	*len = v;
+	*n = i >= 2 ? i - 2 : 0;
+	return 1;
+}
+
+/* ctlsock_run_body - the payload is complete: run the line with it */
+static void ctlsock_run_body(struct ctlsock *c, struct ctlsock_client *k)
+{
+	c->env->req_body = k->body ? k->body : "";
+	c->env->req_body_len = k->body_len;
+	k->in[k->linelen] = 0;
+	if (memchr(k->in, 0, k->linelen))
+		ctlcmd_error("request contains a NUL byte", &k->out,
+			     &k->outlen);
+	else
+		ctlcmd_run(c->env, k->in, &k->out, &k->outlen);
+	c->env->req_body = NULL;
+	c->env->req_body_len = 0;
+	if (k->body) {
+		explicit_bzero(k->body, k->body_len);
+		free(k->body);
+		k->body = NULL;
+	}
+	k->answered = true;
+	k->outoff = 0;
+}
+
+/* ctlsock_line - a complete line in[0..n), rest bytes after its newline:
+ * answer it, or start reading its payload */
+static void ctlsock_line(struct ctlsock *c, struct ctlsock_client *k,
+			 size_t n, size_t rest)
+{
+	size_t len = 0, m = n;
+	char msg[128];
+	int r;
+
+	if (m > 0 && k->in[m - 1] == '\r')
+		m--;
+	r = ctlsock_body_len(k->in, &m, &len);
+	if (r == 0) {
+		ctlsock_answer(c, k, n, false);
+		return;
+	}
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "request payload length: \"+LEN\" "
+			 "with LEN at most %u bytes", CTLSOCK_BODY_MAX);
+		ctlcmd_error(msg, &k->out, &k->outlen);
+		k->answered = true;
+		k->outoff = 0;
+		return;
+	}
+	k->linelen = m;
+	k->body_len = len;
+	k->body_got = rest > len ? len : rest;
+	if (len && !(k->body = malloc(len))) {
+		ctlcmd_error("out of memory for the request payload", &k->out,
+			     &k->outlen);
+		k->answered = true;
+		k->outoff = 0;
+		return;
+	}
+	if (k->body_got)
+		memcpy(k->body, k->in + n + 1, k->body_got);
+	if (k->body_got == k->body_len)
+		ctlsock_run_body(c, k);
+}
+
+/* ctlsock_read_body - more of the payload; 1 if anything happened */
+static int ctlsock_read_body(struct ctlsock *c, struct ctlsock_client *k)
+{
+	ssize_t r = recv(k->fd, k->body + k->body_got,
+			 k->body_len - k->body_got, MSG_DONTWAIT);
+
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		ctlsock_drop(k);
+		return 1;
+	}
+	if (r == 0) {
+		ctlcmd_error("connection ended before the request payload was "
+			     "complete", &k->out, &k->outlen);
+		k->answered = true;
+		k->outoff = 0;
+		return 1;
+	}
+	k->body_got += (size_t)r;
+	if (k->body_got == k->body_len)
+		ctlsock_run_body(c, k);
+	return 1;
+}
+
 /* ctlsock_read - take what the client sent; 1 if anything happened */
 static int ctlsock_read(struct ctlsock *c, struct ctlsock_client *k)
 {
 	size_t room = sizeof(k->in) - 1 - k->inlen;
-	ssize_t r = recv(k->fd, k->in + k->inlen, room, MSG_DONTWAIT);
+	ssize_t r;
 	char *nl;
+
+	if (k->body)
+		return ctlsock_read_body(c, k);
+	r = recv(k->fd, k->in + k->inlen, room, MSG_DONTWAIT);
 
 	if (r < 0) {
 		if (errno == EAGAIN || errno == EINTR)
@@ -206,7 +331,8 @@ static int ctlsock_read(struct ctlsock *c, struct ctlsock_client *k)
 	nl = memchr(k->in + k->inlen, '\n', (size_t)r);
 	k->inlen += (size_t)r;
 	if (nl)
-		ctlsock_answer(c, k, (size_t)(nl - k->in), false);
+		ctlsock_line(c, k, (size_t)(nl - k->in),
+			     k->inlen - (size_t)(nl - k->in) - 1);
 	else if (k->inlen > CTLSOCK_LINE_MAX)
 		ctlsock_answer(c, k, 0, true);
 	return 1;

@@ -7,7 +7,9 @@
  *             separated by single spaces ("queue list dest=a.test
  *             limit=50"); the first one or two words name the command
  *   response: one JSON object followed by "\n", then the server closes
- *             the connection. Success: {"ok":true, ...command fields};
+ *             the connection. A line whose last word is "+LEN" is
+ *             followed by LEN bytes of payload (at most
+ *             CTLSOCK_BODY_MAX: dir import, dir passwd). Success: {"ok":true, ...command fields};
  *             failure: {"ok":false,"error":"text"}. Nothing is changed
  *             by a command that fails.
  *
@@ -23,6 +25,7 @@
 
 #define CTLSOCK_LINE_MAX 4096
 #define CTLSOCK_TIMEOUT_MS 10000
+#define CTLSOCK_BODY_MAX (64u << 20)   /* request payload ("+LEN") */
 
 struct ctlsock;
 struct ctlcmd_env;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@
 #define CTL_DEFAULT_STATE "/var/lib/sluice"
 #define CTL_LINE_MAX 4096               /* ctlsock.h CTLSOCK_LINE_MAX */
 #define CTL_RESP_MAX (64u << 20)
+#define CTL_BODY_MAX (64u << 20)        /* ctlsock.h CTLSOCK_BODY_MAX */
+#define CTL_PW_MAX 1024
 #define CTL_JSON_DEPTH 64
 
 enum { EXIT_OK = 0, EXIT_CMD = 1, EXIT_USAGE = 2, EXIT_UNREACH = 3 };
@@ -58,6 +61,14 @@ static void usage(FILE *f)
 "  queue flush\n"
 "  link list | link show DEST | link open DEST | link close DEST\n"
 "  status\n"
+"  reload | drain [status] | undrain\n"
+"  log level debug|info|warn | log debug MODULE on|off | log show\n"
+"  dir list [domains|rcpts|users|nets|prio] [prefix=P] [limit=N]\n"
+"  dir show TABLE NAME | dir remove TABLE NAME\n"
+"  dir add LINE... | dir change LINE...   (a directory text-format line)\n"
+"  dir passwd USER [--stdin]   (asks for the password, or reads a line)\n"
+"  dir import FILE|-           (sends the file; replaces the directory)\n"
+"  dir export\n"
 "  help\n"
 "\n"
 "exit status: 0 ok, 1 command failed, 2 usage error, 3 sluiced not reachable\n");
@@ -469,8 +480,9 @@ static int wait_fd(int fd, short ev, int64_t deadline)
 }
 
 /* request - send line, read the answer into *resp; 0 or an exit code */
-static int request(const char *path, const char *line, unsigned timeout_s,
-		   char **resp, size_t *resp_n)
+static int request(const char *path, const char *line, const char *body,
+		   size_t body_n, unsigned timeout_s, char **resp,
+		   size_t *resp_n)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int64_t deadline = mono_ms() + (int64_t)timeout_s * 1000;
@@ -533,6 +545,21 @@ static int request(const char *path, const char *line, unsigned timeout_s,
 		if (w > 0)
 			off += (size_t)w;
 	}
+	for (off = 0; body && off < body_n;) {
+		ssize_t w;
+
+		if (!wait_fd(fd, POLLOUT, deadline))
+			goto timeout;
+		w = send(fd, body + off, body_n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			err_msg("sending to sluiced at %s: %s", path,
+				strerror(errno));
+			close(fd);
+			return EXIT_UNREACH;
+		}
+		if (w > 0)
+			off += (size_t)w;
+	}
 	if (!(buf = malloc(cap))) {
 		err_msg("out of memory");
 		close(fd);
@@ -581,10 +608,186 @@ timeout:
 	return EXIT_UNREACH;
 }
 
+/* read_all - the whole file (path "-": stdin) into *out; 0 or -1 */
+static int read_all(const char *path, char **out, size_t *n)
+{
+	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	size_t cap = 65536, k = 0;
+	char *b;
+
+	if (!f) {
+		err_msg("cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	b = malloc(cap);
+	while (b) {
+		size_t r = fread(b + k, 1, cap - k, f);
+
+		k += r;
+		if (k < cap)
+			break;
+		if (cap >= CTL_BODY_MAX) {
+			err_msg("%s: larger than %u MiB (sluiced takes at most "
+				"that in one import)", path, CTL_BODY_MAX >> 20);
+			free(b);
+			b = NULL;
+			break;
+		}
+		char *nb = realloc(b, cap * 2);
+
+		if (!nb) {
+			free(b);
+			b = NULL;
+			break;
+		}
+		b = nb;
+		cap *= 2;
+	}
+	if (b && ferror(f)) {
+		err_msg("reading %s: %s", path, strerror(errno));
+		free(b);
+		b = NULL;
+	}
+	if (f != stdin)
+		fclose(f);
+	if (!b)
+		return -1;
+	*out = b;
+	*n = k;
+	return 0;
+}
+
+/* read_pw_line - one line from f without its line end; length or -1 */
+static int read_pw_line(FILE *f, char *pw, size_t cap)
+{
+	size_t n;
+
+	if (!fgets(pw, (int)cap, f))
+		return -1;
+	n = strlen(pw);
+	if (n && pw[n - 1] != '\n' && !feof(f))
+		return -2;                       /* too long */
+	while (n && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+		pw[--n] = 0;
+	return (int)n;
+}
+
+/* get_password - from stdin (one line) or the terminal, twice, without
+ * echo; 0 or an exit code */
+static int get_password(bool from_stdin, const char *user, char *pw,
+			size_t cap)
+{
+	char again[CTL_PW_MAX + 2];
+	struct termios old, noecho;
+	FILE *tty;
+	int n, m;
+
+	if (from_stdin) {
+		n = read_pw_line(stdin, pw, cap);
+		if (n <= 0) {
+			err_msg("dir passwd --stdin: %s", n == -2 ?
+				"password longer than 1024 bytes" :
+				"no password on stdin (one line)");
+			return EXIT_USAGE;
+		}
+		return 0;
+	}
+	if (!(tty = fopen("/dev/tty", "r+"))) {
+		err_msg("dir passwd: no terminal to ask for the password (use "
+			"--stdin)");
+		return EXIT_USAGE;
+	}
+	tcgetattr(fileno(tty), &old);
+	noecho = old;
+	noecho.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(fileno(tty), TCSAFLUSH, &noecho);
+	fprintf(tty, "New password for %s: ", user);
+	fflush(tty);
+	n = read_pw_line(tty, pw, cap);
+	fprintf(tty, "\nRetype it: ");
+	fflush(tty);
+	m = n > 0 ? read_pw_line(tty, again, sizeof(again)) : -1;
+	fputc('\n', tty);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fclose(tty);
+	if (n <= 0 || m != n || strcmp(pw, again)) {
+		explicit_bzero(again, sizeof(again));
+		err_msg("dir passwd: %s", n == 0 ? "empty password" :
+			n == -2 ? "password longer than 1024 bytes" :
+			"the passwords differ; nothing was changed");
+		return EXIT_USAGE;
+	}
+	explicit_bzero(again, sizeof(again));
+	return 0;
+}
+
+/* payload_cmd - dir import FILE / dir passwd USER [--stdin]: the request
+ * line and its payload (the line ends in "+LEN"). 0 (not one of them:
+ * *line untouched), 1 built, or -exit code */
+static int payload_cmd(int argc, char **argv, char **line, char **body,
+		       size_t *body_n)
+{
+	static char pw[CTL_PW_MAX + 2];
+	char name[128];
+	const char *base;
+	size_t k;
+
+	if (argc < 2 || strcmp(argv[0], "dir") ||
+	    (strcmp(argv[1], "import") && strcmp(argv[1], "passwd")))
+		return 0;
+	if (!strcmp(argv[1], "import")) {
+		if (argc != 3) {
+			err_msg("usage: dir import FILE (- for stdin)");
+			return -EXIT_USAGE;
+		}
+		if (read_all(argv[2], body, body_n) < 0)
+			return -EXIT_USAGE;
+		base = strrchr(argv[2], '/');
+		base = base ? base + 1 : argv[2];
+		snprintf(name, sizeof(name), "%s", strcmp(argv[2], "-") ? base
+			 : "stdin");
+		for (k = 0; name[k]; k++)
+			if ((unsigned char)name[k] <= ' ' || name[k] == '+' ||
+			    (unsigned char)name[k] >= 0x7f)
+				name[k] = '_';
+		if (!name[0])
+			snprintf(name, sizeof(name), "import");
+		if (!(*line = malloc(strlen(name) + 40)))
+			return -EXIT_UNREACH;
+		sprintf(*line, "dir import %s +%zu\n", name, *body_n);
+		return 1;
+	}
+	bool from_stdin = false;
+	const char *user = NULL;
+
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--stdin"))
+			from_stdin = true;
+		else if (!user)
+			user = argv[i];
+		else
+			user = NULL, i = argc;
+	}
+	if (!user || argc > 4 || strpbrk(user, " \t\r\n")) {
+		err_msg("usage: dir passwd USER [--stdin]");
+		return -EXIT_USAGE;
+	}
+	int rc = get_password(from_stdin, user, pw, sizeof(pw));
+
+	if (rc)
+		return -rc;
+	*body = pw;
+	*body_n = strlen(pw);
+	if (!(*line = malloc(strlen(user) + 40)))
+		return -EXIT_UNREACH;
+	sprintf(*line, "dir passwd %s +%zu\n", user, *body_n);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sock = NULL, *config = NULL;
-	char path[512], *line, *resp = NULL;
+	char path[512], *line = NULL, *resp = NULL;
 	size_t len = 0, resp_n = 0;
 	unsigned timeout_s = 30;
 	bool json = false;
@@ -646,7 +849,13 @@ int main(int argc, char **argv)
 			"sluiced's commands)");
 		return EXIT_USAGE;
 	}
-	for (int k = i; k < argc; k++) {
+	char *body = NULL;
+	size_t body_n = 0;
+	int pc = payload_cmd(argc - i, argv + i, &line, &body, &body_n);
+
+	if (pc < 0)
+		return -pc;
+	for (int k = i; pc == 0 && k < argc; k++) {
 		if (!argv[k][0]) {
 			err_msg("argument %d is empty", k - i + 1);
 			return EXIT_USAGE;
@@ -673,18 +882,25 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s", sock ? sock :
 			 CTL_DEFAULT_SOCKET);
 	}
-	line = malloc(len + 1);
-	if (!line) {
-		err_msg("out of memory");
-		return EXIT_UNREACH;
+	if (pc == 0) {
+		line = malloc(len + 1);
+		if (!line) {
+			err_msg("out of memory");
+			return EXIT_UNREACH;
+		}
+		line[0] = 0;
+		for (int k = i; k < argc; k++) {
+			strcat(line, argv[k]);
+			strcat(line, k + 1 < argc ? " " : "\n");
+		}
 	}
-	line[0] = 0;
-	for (int k = i; k < argc; k++) {
-		strcat(line, argv[k]);
-		strcat(line, k + 1 < argc ? " " : "\n");
-	}
-	rc = request(path, line, timeout_s, &resp, &resp_n);
+	rc = request(path, line, body, body_n, timeout_s, &resp, &resp_n);
 	free(line);
+	if (body) {
+		explicit_bzero(body, body_n);
+		if (strcmp(argv[i + 1], "passwd"))
+			free(body);
+	}
 	if (rc)
 		return rc;
 	if (parse_answer(resp, resp_n, &a) < 0) {

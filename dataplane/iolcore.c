@@ -14,7 +14,9 @@
 #include <rte_ring.h>
 
 #include "iolcore.h"
+#include "log.h"
 #include "mstore.h"
+#include "tls_ctx.h"
 #include "tsc.h"
 
 #define IOLCORE_DJOB_BURST 32
@@ -163,6 +165,93 @@ static int iolcore_poll_stats(void *arg, uint64_t now)
 	return 0;
 }
 
+/* iolcore_poll_ctl - poller: apply what the control plane posted */
+static int iolcore_poll_ctl(void *arg, uint64_t now)
+{
+	struct iolcore *l = arg;
+	uint64_t gen = atomic_load_explicit(&l->post_gen, memory_order_acquire);
+	const struct cfg_smtp *c;
+	struct tls_ctx *old = NULL;
+	bool drain, tls_set;
+
+	(void)now;
+	if (gen == atomic_load_explicit(&l->post_done, memory_order_relaxed))
+		return 0;
+	c = atomic_exchange_explicit(&l->post_smtp, NULL, memory_order_acq_rel);
+	tls_set = atomic_exchange_explicit(&l->post_tls_set, false,
+					   memory_order_acq_rel);
+	if (tls_set) {
+		old = l->tls;
+		l->tls = atomic_exchange_explicit(&l->post_tls, NULL,
+						  memory_order_acq_rel);
+	}
+	if (c)
+		l->smtp_cfg = c;
+	if (l->smtp && (c || tls_set))
+		smtpd_reconfigure(&l->smtpd, l->smtp_cfg, l->tls);
+	/* sessions already in TLS hold their own SSL_CTX reference */
+	tls_ctx_free(old);
+	drain = atomic_load_explicit(&l->post_drain, memory_order_acquire);
+	if (l->smtp && drain != atomic_load(&l->draining)) {
+		l->post_err[0] = '\0';
+		if (smtpd_listen(&l->smtpd, !drain, l->post_err,
+				 sizeof(l->post_err)) == 0)
+			atomic_store(&l->draining, drain);
+		log_mdebug(LOG_M_SMTPD, "io lcore %u: SMTP ports %s%s%s",
+			   l->lcore_id, drain ? "closed (drain)" : "open",
+			   l->post_err[0] ? ": " : "", l->post_err);
+	}
+	atomic_store_explicit(&l->post_done, gen, memory_order_release);
+	return 1;
+}
+
+/* iolcore_post_wait - bump the generation, wait for the lcore; 0 or -1 */
+static int iolcore_post_wait(struct iolcore *l, unsigned timeout_ms)
+{
+	struct timespec ts = { 0, 100000 };
+	uint64_t gen = atomic_fetch_add_explicit(&l->post_gen, 1,
+						 memory_order_acq_rel) + 1;
+
+	for (unsigned i = 0; i <= timeout_ms * 10; i++) {
+		if (atomic_load_explicit(&l->post_done, memory_order_acquire)
+		    >= gen)
+			return 0;
+		if (atomic_load_explicit(&l->state, memory_order_acquire) !=
+		    IOLCORE_RUNNING)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+int iolcore_post(struct iolcore *l, const struct cfg_smtp *smtp,
+		 bool set_tls, struct tls_ctx *tls, unsigned timeout_ms)
+{
+	if (atomic_load_explicit(&l->state, memory_order_acquire) !=
+	    IOLCORE_RUNNING)
+		return -1;
+	if (smtp)
+		atomic_store_explicit(&l->post_smtp, smtp,
+				      memory_order_release);
+	if (set_tls) {
+		atomic_store_explicit(&l->post_tls, tls, memory_order_release);
+		atomic_store_explicit(&l->post_tls_set, true,
+				      memory_order_release);
+	}
+	return iolcore_post_wait(l, timeout_ms);
+}
+
+int iolcore_set_drain(struct iolcore *l, bool on, unsigned timeout_ms)
+{
+	if (atomic_load_explicit(&l->state, memory_order_acquire) !=
+	    IOLCORE_RUNNING)
+		return -1;
+	atomic_store_explicit(&l->post_drain, on, memory_order_release);
+	if (iolcore_post_wait(l, timeout_ms) < 0)
+		return -1;
+	return atomic_load(&l->draining) == on ? 0 : -1;
+}
+
 /* iolcore_deadline - reactor hook: sleep no longer than the next timer */
 static uint64_t iolcore_deadline(void *arg)
 {
@@ -236,6 +325,7 @@ int iolcore_main(void *arg)
 		reactor_add(&l->reactor, "deliver", iolcore_poll_deliver, l);
 	reactor_add(&l->reactor, "tx", iolcore_poll_tx, l);
 	reactor_add(&l->reactor, "stats", iolcore_poll_stats, l);
+	reactor_add(&l->reactor, "ctl", iolcore_poll_ctl, l);
 	reactor_set_deadline(&l->reactor, iolcore_deadline, l);
 	iolcore_take_snap(l, tsc_now_us());
 	atomic_store_explicit(&l->state, IOLCORE_RUNNING, memory_order_release);

@@ -15,13 +15,19 @@
  *          full ring keeps them for the next round, never dropped)
  *   tx     net_poll (timers, output), then glue_tx_flush
  *   stats  answer snapshot requests from the control plane
+ *   ctl    take what the control plane posted (sluicectl reload, drain):
+ *          new [smtp] settings and a new STARTTLS context for new
+ *          sessions, listening on the SMTP ports or not
  *
  * After reactor_stop: delivery finishes every job it holds and every job
  * still on its ring (DJOB_CONN_FAIL 4.3.2) and returns them on dres;
  * then net_stack_destroy (RSTs live connections), final tx
  * flush, a last snapshot, state DONE. Other threads read counters only
  * through iolcore_snapshot (request, the lcore copies under a spinlock);
- * nothing else of the struct is shared after launch.
+ * nothing else of the struct is shared after launch, except the post_*
+ * fields: the control thread writes them and bumps post_gen (release);
+ * the lcore's "ctl" poller applies them between reactor rounds (a quiet
+ * point: no session is inside the engine) and publishes post_done.
  */
 #ifndef SLUICE_IOLCORE_H
 #define SLUICE_IOLCORE_H
@@ -83,6 +89,15 @@ struct iolcore {
 	atomic_int state;
 	char err[256];
 
+	/* control plane -> lcore (iolcore_post / iolcore_set_drain) */
+	_Atomic(const struct cfg_smtp *) post_smtp;   /* NULL: no change */
+	_Atomic(struct tls_ctx *) post_tls;
+	atomic_bool post_tls_set;       /* post_tls replaces tls (NULL: off) */
+	atomic_bool post_drain;         /* wanted: SMTP ports closed */
+	atomic_uint_fast64_t post_gen, post_done;
+	atomic_bool draining;           /* SMTP ports closed now */
+	char post_err[160];             /* last failure applying (lcore) */
+
 	rte_spinlock_t snap_lock;
 	struct iolcore_snap snap;
 	atomic_uint_fast64_t snap_req, snap_done;
@@ -95,5 +110,19 @@ int iolcore_main(void *arg);
  * else the last published ones); any thread but the lcore itself */
 void iolcore_snapshot(struct iolcore *l, struct iolcore_snap *out,
 		      unsigned timeout_ms);
+
+/* iolcore_post - hand new [smtp] settings (smtp: NULL = unchanged; kept
+ * alive by the caller while the lcore may use it) and, when set_tls, a
+ * new STARTTLS context (ownership passes to the lcore, which frees the old
+ * one; connections keep their SSL_CTX reference) to a running io lcore,
+ * and wait up to timeout_ms until it has taken them. 0, or -1 if the lcore
+ * did not answer in time (it still takes them later) or is not running
+ * (nothing posted; tls not taken). Control thread only. */
+int iolcore_post(struct iolcore *l, const struct cfg_smtp *smtp,
+		 bool set_tls, struct tls_ctx *tls, unsigned timeout_ms);
+/* iolcore_set_drain - close (on) or reopen (off) the SMTP ports for new
+ * connections; established sessions go on. Waits as iolcore_post; 0 or
+ * -1 (not running, no answer in time, or listen failed: post_err) */
+int iolcore_set_drain(struct iolcore *l, bool on, unsigned timeout_ms);
 
 #endif

@@ -540,6 +540,9 @@ int main(int argc, char **argv)
 			.sched = sl_sched, .m = &sl_store, .io = sl_io,
 			.n_io = sl_cfg.n_io, .wk = sl_wk, .n_wk = sl_n_wk,
 			.cfg = &sl_cfg, .started_us = sluiced_unix_us(),
+			/* sluicectl reload re-reads the same file */
+			.ops = { .cfg = &sl_cfg,
+				 .profile_dir = SLUICE_PROFILE_DIR },
 		};
 		if (ctlsock_open(sl_cfg.ctl_socket, &sl_cmdenv, &sl_sock, err,
 				 sizeof(err)) < 0) {

@@ -816,6 +816,57 @@ int smtpd_poll(void *arg, uint64_t now_us)
 	return (int)work;
 }
 
+/* smtpd_engine_cfg - the engine settings new sessions start with, from
+ * d->c and d->tls (sessions copy them at smtp_server_new) */
+static void smtpd_engine_cfg(struct smtpd *d)
+{
+	const struct cfg_smtp *c = d->c;
+
+	for (int k = 0; k < 2; k++) {
+		struct smtp_server_cfg *e = &d->ecfg[k];
+
+		smtp_server_cfg_defaults(e);
+		e->hostname = c->hostname;
+		e->ext = SMTP_EXT_ALL;
+		if (!d->tls)
+			e->ext &= ~SMTP_EXT_STARTTLS;
+		e->verdicts = SMTP_VP_ALL;
+		e->max_msg_size = c->max_message_size;
+		e->max_rcpts = c->max_recipients;
+		e->max_errors = c->max_errors;
+		e->cmd_timeout_ms = c->command_timeout_s * 1000;
+		e->data_timeout_ms = c->data_timeout_s * 1000;
+		e->session_timeout_ms = c->session_timeout_s * 1000;
+		e->auth_plaintext = c->auth_plaintext;
+		e->prio_default = (uint8_t)c->default_priority;
+	}
+}
+
+void smtpd_reconfigure(struct smtpd *d, const struct cfg_smtp *c,
+		       struct tls_ctx *tls)
+{
+	d->c = c;
+	d->tls = tls;
+	smtpd_engine_cfg(d);
+}
+
+int smtpd_listen(struct smtpd *d, bool on, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < d->c->n_ports; i++) {
+		int rc = on ? net_listen(d->s, d->c->ports[i], &d->listen[i])
+			    : net_unlisten(d->s, d->c->ports[i]);
+
+		if (rc < 0 && !(on && rc == -NET_EADDRINUSE) &&
+		    !(!on && rc == -NET_EINVAL)) {
+			snprintf(err, errlen, "%s TCP port %u: %s", on ?
+				 "listen on" : "stop listening on",
+				 d->c->ports[i], net_strerror(rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int smtpd_start(struct smtpd *d, struct svc *v, struct mstore *m,
 		unsigned owner, const struct cfg_smtp *c, struct tls_ctx *tls,
 		char *err, size_t errlen)
@@ -835,24 +886,7 @@ int smtpd_start(struct smtpd *d, struct svc *v, struct mstore *m,
 	d->epoch_ms_base = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec /
 			   1000;
 	d->mono_us_base = tsc_now_us();
-	for (int k = 0; k < 2; k++) {
-		struct smtp_server_cfg *e = &d->ecfg[k];
-
-		smtp_server_cfg_defaults(e);
-		e->hostname = c->hostname;
-		e->ext = SMTP_EXT_ALL;
-		if (!tls)
-			e->ext &= ~SMTP_EXT_STARTTLS;
-		e->verdicts = SMTP_VP_ALL;
-		e->max_msg_size = c->max_message_size;
-		e->max_rcpts = c->max_recipients;
-		e->max_errors = c->max_errors;
-		e->cmd_timeout_ms = c->command_timeout_s * 1000;
-		e->data_timeout_ms = c->data_timeout_s * 1000;
-		e->session_timeout_ms = c->session_timeout_s * 1000;
-		e->auth_plaintext = c->auth_plaintext;
-		e->prio_default = (uint8_t)c->default_priority;
-	}
+	smtpd_engine_cfg(d);
 	rc = stor_dir_reader_open(m->dir, &d->rd);
 	if (rc != 0) {
 		snprintf(err, errlen, "smtp: directory reader: %s",

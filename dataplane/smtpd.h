@@ -18,6 +18,7 @@
 #ifndef SLUICE_SMTPD_H
 #define SLUICE_SMTPD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cfg.h"
@@ -73,5 +74,16 @@ void smtpd_event(struct svc *v, const struct net_event *ev);
 /* smtpd_free_all - free every session (after the lcore, the workers and
  * the writer stopped) */
 void smtpd_free_all(struct smtpd *d);
+
+/* smtpd_reconfigure - new sessions use these [smtp] settings and this
+ * STARTTLS context (NULL: STARTTLS not offered); sessions already open
+ * keep theirs. c must stay valid while d uses it (io lcore) */
+void smtpd_reconfigure(struct smtpd *d, const struct cfg_smtp *c,
+		       struct tls_ctx *tls);
+/* smtpd_listen - listen on the SMTP ports again (on) or stop (off: new
+ * SYNs get a RST, half-open ones too; established sessions go on) for
+ * sluicectl drain. Ports already in the wanted state are fine. 0 or -1 +
+ * err (io lcore) */
+int smtpd_listen(struct smtpd *d, bool on, char *err, size_t errlen);
 
 #endif

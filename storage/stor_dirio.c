@@ -126,12 +126,32 @@ static const char *why(int rc, const char *what)
 	return buf;
 }
 
+/* change_del - CHANGE mode: the entry must exist; remove it so the put
+ * below writes the new one (same txn). NULL or the reason */
+static const char *change_del(struct stor_dir *d, MDB_txn *t, enum stor_dirio_mode mode,
+			      enum stor_dir_table tab, const char *name, int *fatal)
+{
+	int rc;
+	if (mode != STOR_DIRIO_CHANGE)
+		return NULL;
+	rc = stor_dir_del(d, t, tab, S(name));
+	if (rc == MDB_NOTFOUND)
+		return "no such entry (dir add creates one)";
+	if (rc == EINVAL)
+		return "invalid name";
+	if (rc)
+		*fatal = rc;
+	return rc ? stor_strerror(rc) : NULL;
+}
+
 /* do_line - one non-comment line into the txn; NULL or the reason */
-static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l, int *fatal)
+static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l,
+			   enum stor_dirio_mode mode, int *fatal)
 {
 	const char *e;
 	int rc, hr, ht;
 	const char *kw = l->f[0];
+	char pk[600];
 	*fatal = 0;
 	if (!strcmp(kw, "domain")) {
 		struct stor_dir_domain v = { 0 };
@@ -144,6 +164,8 @@ static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l, int *
 		else
 			return "domain kind must be local or relay";
 		if ((e = parse_opts(l, 3, &v.route, &hr, &ht)))
+			return e;
+		if ((e = change_del(d, t, mode, STOR_DIR_DOMAIN, l->f[1], fatal)))
 			return e;
 		rc = stor_dir_put_domain(d, t, S(l->f[1]), &v, 0);
 		return rc ? (*fatal = (rc != EINVAL && rc != MDB_KEYEXIST) ? rc : 0, why(rc, "domain name")) : NULL;
@@ -178,6 +200,8 @@ static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l, int *
 		if ((e = parse_opts(l, first_opt, &v.route, &hr, &ht)))
 			return e;
 		v.has_route = hr || ht;
+		if ((e = change_del(d, t, mode, STOR_DIR_RCPT, l->f[1], fatal)))
+			return e;
 		rc = stor_dir_put_rcpt(d, t, S(l->f[1]), &v, 0);
 		if (rc == MDB_NOTFOUND)
 			return "recipient's domain is not declared (add a domain line before it)";
@@ -189,12 +213,16 @@ static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l, int *
 			return "usage: user NAME HASH";
 		if (stor_pwhash_check(S(l->f[2])))
 			return "password must be a $scrypt$ or $pbkdf2-sha256$ hash (never plain text)";
+		if ((e = change_del(d, t, mode, STOR_DIR_USER, l->f[1], fatal)))
+			return e;
 		rc = stor_dir_put_user(d, t, S(l->f[1]), S(l->f[2]), 0);
 		return rc ? (*fatal = (rc != EINVAL && rc != MDB_KEYEXIST) ? rc : 0, why(rc, "user name")) : NULL;
 	}
 	if (!strcmp(kw, "net")) {
 		if (l->n != 2)
 			return "usage: net ADDRESS/PREFIXLEN";
+		if (mode == STOR_DIRIO_CHANGE)
+			return "a net line has nothing to change (dir add / dir remove)";
 		rc = stor_dir_put_net(d, t, S(l->f[1]), 0);
 		return rc ? (*fatal = (rc != EINVAL && rc != MDB_KEYEXIST) ? rc : 0,
 			     rc == EINVAL ? "invalid network (ADDRESS/LEN, no host bits set)" :
@@ -214,10 +242,35 @@ static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l, int *
 			return "prio kind must be sender, rcpt or domain";
 		if (strlen(l->f[3]) != 1 || l->f[3][0] < '0' || l->f[3][0] > '7')
 			return "priority level must be 0..7";
+		snprintf(pk, sizeof pk, "%c:%.520s", (char)k, l->f[2]);
+		if ((e = change_del(d, t, mode, STOR_DIR_PRIO, pk, fatal)))
+			return e;
 		rc = stor_dir_put_prio(d, t, k, S(l->f[2]), (uint8_t)(l->f[3][0] - '0'), 0);
 		return rc ? (*fatal = (rc != EINVAL && rc != MDB_KEYEXIST) ? rc : 0, why(rc, "priority pattern")) : NULL;
 	}
 	return "unknown keyword (domain, rcpt, user, net, prio)";
+}
+
+int stor_dirio_line(struct stor_dir *d, MDB_txn *t, char *text,
+		    enum stor_dirio_mode mode, char *err, size_t errlen)
+{
+	struct line l;
+	const char *reason;
+	int fatal = 0;
+	size_t lead = strspn(text, " \t");
+
+	if (strlen(text) > LINE_MAX_)
+		reason = "line too long";
+	else if (text[lead] == '#' || text[lead] == 0)
+		reason = "empty line (expected domain, rcpt, user, net or prio)";
+	else if (split(text, &l))
+		reason = "too many fields";
+	else
+		reason = do_line(d, t, &l, mode, &fatal);
+	if (!reason)
+		return 0;
+	snprintf(err, errlen, "%s", reason);
+	return fatal ? fatal : EINVAL;
 }
 
 int stor_dirio_import(struct stor_dir *d, FILE *in, const char *name,
@@ -256,7 +309,7 @@ int stor_dirio_import(struct stor_dir *d, FILE *in, const char *name,
 		else if (split(buf, &l))
 			reason = "too many fields";
 		else
-			reason = do_line(d, t, &l, &fatal);
+			reason = do_line(d, t, &l, STOR_DIRIO_ADD, &fatal);
 		if (reason) {
 			snprintf(err, errlen, "%s:%ld: %s", name, lineno, reason);
 			mdb_txn_abort(t);
@@ -287,67 +340,74 @@ static void put_route(FILE *out, const struct stor_route *rt)
 	fprintf(out, " tls=%s", tls_names[rt->tls]);
 }
 
+int stor_dirio_entry(enum stor_dir_table tab, const MDB_val *k,
+		     const MDB_val *v, FILE *out)
+{
+	char name[700], kind = 0;
+	int rc;
+
+	if (stor_dir_key_text(tab, k->mv_data, k->mv_size, name, sizeof name, &kind))
+		return STOR_ECORRUPT;
+	switch (tab) {
+	case STOR_DIR_DOMAIN: {
+		struct stor_dir_domain x;
+		if ((rc = stor_rec_domain_decode(v->mv_data, v->mv_size, &x)))
+			return rc;
+		fprintf(out, "domain %s %s", name, x.kind == STOR_DOMAIN_LOCAL ? "local" : "relay");
+		put_route(out, &x.route);
+		break;
+	}
+	case STOR_DIR_RCPT: {
+		struct stor_dir_rcpt x;
+		if ((rc = stor_rec_rcpt_decode(v->mv_data, v->mv_size, &x)))
+			return rc;
+		fprintf(out, "rcpt %s %s", name, x.action == STOR_ACT_ACCEPT ? "accept" :
+			x.action == STOR_ACT_REJECT ? "reject" : "alias");
+		for (unsigned i = 0; i < x.ntargets; i++)
+			fprintf(out, "%s%.*s", i ? "," : " ", (int)x.target[i].n, x.target[i].p);
+		if (x.has_route)
+			put_route(out, &x.route);
+		break;
+	}
+	case STOR_DIR_USER: {
+		struct stor_str h;
+		if ((rc = stor_rec_user_decode(v->mv_data, v->mv_size, &h)))
+			return rc;
+		fprintf(out, "user %s %.*s", name, (int)h.n, h.p);
+		break;
+	}
+	case STOR_DIR_NET:
+		if ((rc = stor_rec_net_decode(v->mv_data, v->mv_size)))
+			return rc;
+		fprintf(out, "net %s", name);
+		break;
+	case STOR_DIR_PRIO: {
+		uint8_t lvl;
+		if ((rc = stor_rec_prio_decode(v->mv_data, v->mv_size, &lvl)))
+			return rc;
+		fprintf(out, "prio %s %s %u", kind == 's' ? "sender" : kind == 'r' ? "rcpt" :
+			"domain", name, lvl);
+		break;
+	}
+	default:
+		return EINVAL;
+	}
+	return 0;
+}
+
 /* export_table - every entry of one table as lines */
 static int export_table(struct stor_dir *d, MDB_txn *t, enum stor_dir_table tab, FILE *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	char name[700], kind = 0;
 	int rc = mdb_cursor_open(t, stor_dir_dbi(d, tab), &c);
 	if (rc)
 		return rc;
 	while (!(rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))) {
-		if ((rc = stor_dir_key_text(tab, k.mv_data, k.mv_size, name, sizeof name, &kind))) {
-			rc = STOR_ECORRUPT;
+		if ((rc = stor_dirio_entry(tab, &k, &v, out)))
 			break;
-		}
-		switch (tab) {
-		case STOR_DIR_DOMAIN: {
-			struct stor_dir_domain x;
-			if ((rc = stor_rec_domain_decode(v.mv_data, v.mv_size, &x)))
-				goto out;
-			fprintf(out, "domain %s %s", name, x.kind == STOR_DOMAIN_LOCAL ? "local" : "relay");
-			put_route(out, &x.route);
-			break;
-		}
-		case STOR_DIR_RCPT: {
-			struct stor_dir_rcpt x;
-			if ((rc = stor_rec_rcpt_decode(v.mv_data, v.mv_size, &x)))
-				goto out;
-			fprintf(out, "rcpt %s %s", name, x.action == STOR_ACT_ACCEPT ? "accept" :
-				x.action == STOR_ACT_REJECT ? "reject" : "alias");
-			for (unsigned i = 0; i < x.ntargets; i++)
-				fprintf(out, "%s%.*s", i ? "," : " ", (int)x.target[i].n, x.target[i].p);
-			if (x.has_route)
-				put_route(out, &x.route);
-			break;
-		}
-		case STOR_DIR_USER: {
-			struct stor_str h;
-			if ((rc = stor_rec_user_decode(v.mv_data, v.mv_size, &h)))
-				goto out;
-			fprintf(out, "user %s %.*s", name, (int)h.n, h.p);
-			break;
-		}
-		case STOR_DIR_NET:
-			if ((rc = stor_rec_net_decode(v.mv_data, v.mv_size)))
-				goto out;
-			fprintf(out, "net %s", name);
-			break;
-		case STOR_DIR_PRIO: {
-			uint8_t lvl;
-			if ((rc = stor_rec_prio_decode(v.mv_data, v.mv_size, &lvl)))
-				goto out;
-			fprintf(out, "prio %s %s %u", kind == 's' ? "sender" : kind == 'r' ? "rcpt" :
-				"domain", name, lvl);
-			break;
-		}
-		default:
-			break;
-		}
 		fputc('\n', out);
 	}
-out:
 	mdb_cursor_close(c);
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }

@@ -29,6 +29,23 @@
  * MDB_* / errno code (err says which). */
 int stor_dirio_import(struct stor_dir *d, FILE *in, const char *name,
 		      char *err, size_t errlen);
+enum stor_dirio_mode {
+	STOR_DIRIO_ADD = 0,     /* a new entry; an existing one is an error */
+	STOR_DIRIO_CHANGE = 1,  /* replace an existing entry (same key) */
+};
+
+/* stor_dirio_line - apply one line of the format (NUL-terminated, split
+ * in place) inside the write txn t: the same parser and checks as import
+ * (sluicectl dir add / dir change). Returns 0, EINVAL with the reason in
+ * err ("duplicate recipient ...", "no such entry ...", "recipient's
+ * domain is not declared ..."), or an MDB_* code (err says which); on an
+ * error the caller aborts t. */
+int stor_dirio_line(struct stor_dir *d, MDB_txn *t, char *line,
+		    enum stor_dirio_mode mode, char *err, size_t errlen);
+/* stor_dirio_entry - one stored entry (k, v of table tab) as a line of
+ * the format, without the newline. 0, STOR_ECORRUPT or EINVAL */
+int stor_dirio_entry(enum stor_dir_table tab, const MDB_val *k,
+		     const MDB_val *v, FILE *out);
 /* stor_dirio_export - canonical text of the whole directory (one read
  * snapshot). Errors: MDB_*, STOR_ECORRUPT (a record failed its checksum),
  * EIO (write failed) */
