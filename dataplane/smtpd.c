@@ -748,7 +748,7 @@ static unsigned smtpd_retry_waiting(struct smtpd *d, uint64_t now)
 
 		if (smtpd_enqueue(d, ss) == 0) {
 			done = 1;
-		} else if (now - ss->wait_since_ms >= d->c->queue_wait_ms ||
+		} else if (now >= ss->wait_since_ms + d->c->queue_wait_ms ||
 			   ss->sock_gone) {
 			/* never reached a worker: ours to answer */
 			done = 1;
