@@ -82,11 +82,17 @@ static const char *const cfg_delivery_keys[] = { "enabled", "max_active",
 	"retry_schedule", "max_lifetime", "delay_warning", "down_after",
 	"connect_timeout_s", "idle_conn_s", "default_route", "tls_ca",
 	"helo_name", NULL };
+static const char *const cfg_ldap_keys[] = { "enabled", "uris", "bind_dn",
+	"bind_password_file", "base", "recipient_filter", "auth_filter",
+	"route_attribute", "forward_attribute", "domains", "timeout_ms",
+	"cache_ttl_s", "negative_ttl_s", "stale_max_s", "retry_s", "starttls",
+	"tls_ca_file", NULL };
 static const char *const cfg_tls_keys[] = { "cert", "key", NULL };
 static const char *const cfg_reactor_keys[] = { "idle_spins",
 						"idle_sleep_us_max", NULL };
 static const char *const cfg_control_keys[] = { "stats_interval_s",
-						"socket", NULL };
+						"socket", "metrics_listen",
+						NULL };
 
 static const struct cfgval_section cfg_schema[] = {
 	{ "sluice", cfg_sluice_keys },
@@ -102,6 +108,7 @@ static const struct cfgval_section cfg_schema[] = {
 	{ "storage", cfg_storage_keys },
 	{ "tls", cfg_tls_keys },
 	{ "delivery", cfg_delivery_keys },
+	{ "ldap", cfg_ldap_keys },
 	{ NULL, NULL },
 };
 
@@ -193,6 +200,26 @@ static void cfg_eal(struct cfgval *v, struct cfg *c)
 }
 
 /* cfg_lcore_known - lcore is the main, an io or a worker lcore */
+/* cfg_ipv4_port_ok - "A.B.C.D:PORT", port 1..65535 ([control]
+ * metrics_listen) */
+static bool cfg_ipv4_port_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	char host[20], *end;
+	unsigned long port;
+	uint32_t ip;
+
+	if (!colon || (size_t)(colon - s) >= sizeof(host) ||
+	    colon[1] < '0' || colon[1] > '9')
+		return false;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	return cfgval_parse_ipv4(host, &ip) == 0 && !*end && !errno &&
+	       port >= 1 && port <= 65535;
+}
+
 static bool cfg_lcore_known(const struct cfg *c, unsigned lcore)
 {
 	if (lcore == c->main_lcore)
@@ -578,6 +605,153 @@ static void cfg_delivery(struct cfgval *v, struct cfg *c)
 		   sizeof(d->helo_name));
 }
 
+/* cfg_ldap_filter_bad - an RFC 4515 filter template: "(...)" with balanced
+ * parentheses and placeholders %s, %u, %d, %% (at least one of the first
+ * three); NULL or the reason */
+static const char *cfg_ldap_filter_bad(const char *f)
+{
+	int depth = 0, holes = 0;
+	size_t n = strlen(f);
+
+	if (n < 3 || f[0] != '(' || f[n - 1] != ')')
+		return "is not a filter in parentheses";
+	for (const char *p = f; *p; p++) {
+		if (depth == 0 && p != f)
+			return "holds text outside its parentheses";
+		if (*p == '(') {
+			depth++;
+		} else if (*p == ')') {
+			if (--depth < 0)
+				return "has unbalanced parentheses";
+		} else if (*p == '%') {
+			p++;
+			if (*p == 's' || *p == 'u' || *p == 'd')
+				holes++;
+			else if (*p != '%')
+				return "has a '%' not followed by s, u, d or %";
+		}
+	}
+	if (depth != 0)
+		return "has unbalanced parentheses";
+	return holes ? NULL : "has no %s, %u or %d for the name looked up";
+}
+
+/* cfg_ldap_attr - an attribute description: letters, digits, '-', or a
+ * dotted OID; "none" turns the mapping off ("") */
+static void cfg_ldap_attr(struct cfgval *v, const char *key, const char *def,
+			  char *out, size_t cap)
+{
+	cfgval_str(v, "ldap", key, def, out, cap);
+	if (v->failed)
+		return;
+	if (strcmp(out, "none") == 0)
+		out[0] = '\0';
+	for (const char *p = out; *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '-' ||
+		      (*p == '.' && isdigit((unsigned char)out[0])))) {
+			cfgval_fail(v, "[ldap] %s: \"%s\" is not an attribute name",
+				    key, out);
+			return;
+		}
+	if (out[0] == '-' || (out[0] && !isalpha((unsigned char)out[0]) &&
+			      !isdigit((unsigned char)out[0])))
+		cfgval_fail(v, "[ldap] %s: \"%s\" is not an attribute name",
+			    key, out);
+}
+
+/* cfg_ldap - [ldap]: everything checked here so that sluiced never starts
+ * with a backend that cannot work; only the password file is read later
+ * (control/ldapdir.c), when the thread starts */
+static void cfg_ldap(struct cfgval *v, struct cfg *c)
+{
+	struct cfg_ldap *l = &c->ldap;
+	char buf[2048], *save = NULL, *tok;
+	const char *why;
+	uint64_t x;
+
+	cfgval_bool(v, "ldap", "enabled", false, &l->enabled);
+	cfgval_str(v, "ldap", "uris", "", buf, sizeof(buf));
+	for (tok = strtok_r(buf, " \t", &save); tok && !v->failed;
+	     tok = strtok_r(NULL, " \t", &save)) {
+		size_t n = strlen(tok);
+
+		if ((strncmp(tok, "ldap://", 7) != 0 || n == 7) &&
+		    (strncmp(tok, "ldaps://", 8) != 0 || n == 8))
+			cfgval_fail(v, "[ldap] uris: \"%s\" is not an ldap://HOST"
+				    "[:PORT] or ldaps://HOST[:PORT] URI", tok);
+		else if (l->n_uris == CFG_LDAP_MAX_URIS)
+			cfgval_fail(v, "[ldap] uris: at most %d URIs",
+				    CFG_LDAP_MAX_URIS);
+		else if (n >= sizeof(l->uris[0]))
+			cfgval_fail(v, "[ldap] uris: \"%s\" is too long", tok);
+		else
+			memcpy(l->uris[l->n_uris++], tok, n + 1);
+	}
+	cfgval_str(v, "ldap", "bind_dn", "", l->bind_dn, sizeof(l->bind_dn));
+	cfgval_str(v, "ldap", "bind_password_file", "", l->bind_password_file,
+		   sizeof(l->bind_password_file));
+	cfgval_str(v, "ldap", "base", "", l->base, sizeof(l->base));
+	cfgval_str(v, "ldap", "recipient_filter",
+		   "(|(mail=%s)(mailAlternateAddress=%s))", l->recipient_filter,
+		   sizeof(l->recipient_filter));
+	if (!v->failed && (why = cfg_ldap_filter_bad(l->recipient_filter)))
+		cfgval_fail(v, "[ldap] recipient_filter: \"%s\" %s",
+			    l->recipient_filter, why);
+	cfgval_str(v, "ldap", "auth_filter", "", l->auth_filter,
+		   sizeof(l->auth_filter));
+	if (!v->failed && l->auth_filter[0] &&
+	    (why = cfg_ldap_filter_bad(l->auth_filter)))
+		cfgval_fail(v, "[ldap] auth_filter: \"%s\" %s", l->auth_filter,
+			    why);
+	cfg_ldap_attr(v, "route_attribute", "mailHost", l->route_attr,
+		      sizeof(l->route_attr));
+	cfg_ldap_attr(v, "forward_attribute", "mailForwardingAddress",
+		      l->forward_attr, sizeof(l->forward_attr));
+	cfgval_str(v, "ldap", "domains", "", l->domains, sizeof(l->domains));
+	for (const char *p = l->domains; !v->failed && *p; p++)
+		if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '.' ||
+		      *p == ' ' || *p == '\t' || *p == ','))
+			cfgval_fail(v, "[ldap] domains: \"%s\" is not a list of "
+				    "domains separated by spaces", l->domains);
+#define CFG_LDAP_U(key, lo, hi, def, field) \
+	if (cfgval_uint(v, "ldap", key, lo, hi, def, &x) == 0) \
+		l->field = (unsigned)x
+	CFG_LDAP_U("timeout_ms", 10, 60000, 3000, timeout_ms);
+	CFG_LDAP_U("cache_ttl_s", 0, 86400 * 7, 300, cache_ttl_s);
+	CFG_LDAP_U("negative_ttl_s", 0, 86400 * 7, 60, negative_ttl_s);
+	CFG_LDAP_U("stale_max_s", 0, 86400 * 30, 86400, stale_max_s);
+	CFG_LDAP_U("retry_s", 1, 3600, 5, retry_s);
+#undef CFG_LDAP_U
+	cfgval_bool(v, "ldap", "starttls", false, &l->starttls);
+	cfgval_str(v, "ldap", "tls_ca_file", "", l->tls_ca_file,
+		   sizeof(l->tls_ca_file));
+	if (v->failed || !l->enabled)
+		return;
+	if (l->n_uris == 0)
+		cfgval_fail(v, "[ldap] uris: needed when enabled (e.g. "
+			    "\"ldap://ldap1.example:389 ldap://ldap2.example\")");
+	else if (!l->base[0])
+		cfgval_fail(v, "[ldap] base: needed when enabled (e.g. "
+			    "\"ou=people,dc=example,dc=com\")");
+	else if (l->bind_dn[0] && !l->bind_password_file[0])
+		cfgval_fail(v, "[ldap] bind_password_file: needed with bind_dn "
+			    "(the password never goes into sluice.conf)");
+	else if (l->bind_password_file[0] && l->bind_password_file[0] != '/')
+		cfgval_fail(v, "[ldap] bind_password_file: \"%s\" is not an "
+			    "absolute path", l->bind_password_file);
+	else if (l->tls_ca_file[0] && l->tls_ca_file[0] != '/')
+		cfgval_fail(v, "[ldap] tls_ca_file: \"%s\" is not an absolute "
+			    "path", l->tls_ca_file);
+	else if (l->starttls)
+		for (unsigned i = 0; i < l->n_uris; i++)
+			if (strncmp(l->uris[i], "ldaps://", 8) == 0) {
+				cfgval_fail(v, "[ldap] starttls: %s already "
+					    "speaks TLS (use ldap:// URIs with "
+					    "starttls)", l->uris[i]);
+				break;
+			}
+}
+
 int cfg_load(const char *path, const char *default_profile_dir,
 	     struct cfg *c, char *err, size_t errlen)
 {
@@ -609,6 +783,7 @@ int cfg_load(const char *path, const char *default_profile_dir,
 			&x) == 0)
 		c->stats_interval_s = (unsigned)x;
 	cfg_delivery(&v, c);
+	cfg_ldap(&v, c);
 	if (!v.failed) {
 		char defsock[300];
 
@@ -620,6 +795,13 @@ int cfg_load(const char *path, const char *default_profile_dir,
 			cfgval_fail(&v, "[control] socket: \"%s\" is not an "
 				    "absolute path", c->ctl_socket);
 	}
+	cfgval_str(&v, "control", "metrics_listen", "127.0.0.1:9464",
+		   c->metrics_listen, sizeof(c->metrics_listen));
+	if (!v.failed && c->metrics_listen[0] &&
+	    !cfg_ipv4_port_ok(c->metrics_listen))
+		cfgval_fail(&v, "[control] metrics_listen: \"%s\" is not "
+			    "IPv4:PORT (e.g. 127.0.0.1:9464; empty = off)",
+			    c->metrics_listen);
 out:
 	return cfgval_close(&v, err, errlen);
 }

@@ -29,8 +29,14 @@
  *               down_after, connect_timeout_s, idle_conn_s, default_route,
  *               tls_ca, helo_name
  *   [reactor]   idle_spins, idle_sleep_us_max
- *   [control]   stats_interval_s, socket (sluicectl's UNIX socket)
+ *   [control]   stats_interval_s, socket (sluicectl's UNIX socket),
+ *               metrics_listen (Prometheus /metrics, control/metrics.h)
  *   [storage]   ... lab_commit_delay_ms (LAB ONLY: slows every commit)
+ *   [ldap]      LDAP directory backend (control/ldapdir.h): enabled, uris,
+ *               bind_dn, bind_password_file, base, recipient_filter,
+ *               auth_filter, route_attribute, forward_attribute, domains,
+ *               timeout_ms, cache_ttl_s, negative_ttl_s, stale_max_s,
+ *               retry_s, starttls, tls_ca_file
  *
  * [pools] and [tcp] values absent from the file keep the stack's defaults
  * (net_config_defaults); cfg_net_apply writes only the ones present.
@@ -101,6 +107,33 @@ struct cfg_delivery {
 	char helo_name[256];                 /* default [smtp] hostname */
 };
 
+#define CFG_LDAP_MAX_URIS 8
+
+/* [ldap]: recipients, routes and AUTH from an LDAP server, cached in LMDB
+ * (control/ldapdir.h). Filters hold %s (address or AUTH name), %u (its
+ * local part), %d (its domain), %% (a '%'); values are RFC 4515-escaped
+ * when substituted */
+struct cfg_ldap {
+	bool enabled;                        /* default no */
+	char uris[CFG_LDAP_MAX_URIS][256];   /* failover in this order */
+	unsigned n_uris;
+	char bind_dn[512];                   /* "" = anonymous */
+	char bind_password_file[256];        /* needed with bind_dn */
+	char base[512];                      /* search base (required) */
+	char recipient_filter[512];
+	char auth_filter[512];               /* "" = AUTH from the local directory */
+	char route_attr[64];                 /* "" = no routes from LDAP */
+	char forward_attr[64];               /* "" = no forwarding from LDAP */
+	char domains[1024];                  /* "" = every directory domain */
+	unsigned timeout_ms;                 /* connect, bind and search */
+	unsigned cache_ttl_s, negative_ttl_s;
+	unsigned stale_max_s;                /* positive answers serve this long
+					      * past their TTL while LDAP is down */
+	unsigned retry_s;                    /* all servers down: wait this long */
+	bool starttls;
+	char tls_ca_file[256];               /* "" = system CAs */
+};
+
 enum cfg_huge { CFG_HUGE_AUTO = 0, CFG_HUGE_YES = 1, CFG_HUGE_NO = 2 };
 
 struct cfg {
@@ -148,8 +181,10 @@ struct cfg {
 
 	unsigned stats_interval_s;  /* control role stats log; 0 = off */
 	char ctl_socket[300];       /* default STATE_DIR/sluiced.sock */
+	char metrics_listen[64];    /* /metrics A.B.C.D:PORT; "" = off */
 
 	struct cfg_delivery delivery;
+	struct cfg_ldap ldap;
 };
 
 /* cfg_lcore_cpu - the CPU an lcore runs on ([lcores] cpu_map, else its

@@ -13,6 +13,8 @@
 #include "dp_test.h"
 
 #define ADDR "[interface]\naddress = 10.0.0.1/24\n"
+#define LDAP_ON "[ldap]\nenabled = yes\n"
+#define LDAP_OK LDAP_ON "uris = ldap://127.0.0.1:3389\nbase = dc=x\n"
 
 struct cfg_case {
 	const char *name;
@@ -129,6 +131,61 @@ static const struct cfg_case bad_cases[] = {
 	{ "idle sleep too long", ADDR "[reactor]\nidle_sleep_us_max = 5000000\n",
 	  "[reactor] idle_sleep_us_max: \"5000000\" is not an integer in "
 	  "0..1000000" },
+	/* [ldap] */
+	{ "ldap without uris", ADDR LDAP_ON "base = dc=x\n",
+	  "[ldap] uris: needed when enabled" },
+	{ "ldap without base", ADDR LDAP_ON "uris = ldap://h\n",
+	  "[ldap] base: needed when enabled" },
+	{ "ldap uri scheme", ADDR LDAP_ON "uris = ldap://a http://b\n"
+	  "base = dc=x\n",
+	  "[ldap] uris: \"http://b\" is not an ldap://HOST[:PORT] or "
+	  "ldaps://HOST[:PORT] URI" },
+	{ "ldap uri empty host", ADDR LDAP_ON "uris = ldaps://\nbase = dc=x\n",
+	  "[ldap] uris: \"ldaps://\" is not an ldap://" },
+	{ "ldap too many uris", ADDR LDAP_ON "uris = ldap://1 ldap://2 ldap://3 "
+	  "ldap://4 ldap://5 ldap://6 ldap://7 ldap://8 ldap://9\n"
+	  "base = dc=x\n", "[ldap] uris: at most 8 URIs" },
+	{ "ldap bind dn without password file", ADDR LDAP_OK
+	  "bind_dn = cn=sluice,dc=x\n",
+	  "[ldap] bind_password_file: needed with bind_dn" },
+	{ "ldap password file relative", ADDR LDAP_OK
+	  "bind_dn = cn=sluice,dc=x\nbind_password_file = pw.txt\n",
+	  "[ldap] bind_password_file: \"pw.txt\" is not an absolute path" },
+	{ "ldap filter without parentheses", ADDR LDAP_OK
+	  "recipient_filter = mail=%s\n",
+	  "[ldap] recipient_filter: \"mail=%s\" is not a filter in "
+	  "parentheses" },
+	{ "ldap filter unbalanced", ADDR LDAP_OK
+	  "recipient_filter = (|(mail=%s)(uid=%u)\n",
+	  "[ldap] recipient_filter: \"(|(mail=%s)(uid=%u)\" has unbalanced "
+	  "parentheses" },
+	{ "ldap filter two filters", ADDR LDAP_OK
+	  "recipient_filter = (mail=%s)(uid=%u)\n",
+	  "holds text outside its parentheses" },
+	{ "ldap filter no placeholder", ADDR LDAP_OK
+	  "recipient_filter = (mail=x@y)\n",
+	  "has no %s, %u or %d for the name looked up" },
+	{ "ldap filter bad escape", ADDR LDAP_OK
+	  "auth_filter = (uid=%x)\n",
+	  "[ldap] auth_filter: \"(uid=%x)\" has a '%' not followed by s, u, "
+	  "d or %" },
+	{ "ldap attribute garbage", ADDR LDAP_OK
+	  "route_attribute = mail host\n",
+	  "[ldap] route_attribute: \"mail host\" is not an attribute name" },
+	{ "ldap attribute dash first", ADDR LDAP_OK
+	  "forward_attribute = -x\n",
+	  "[ldap] forward_attribute: \"-x\" is not an attribute name" },
+	{ "ldap domains garbage", ADDR LDAP_OK "domains = a.test;b.test\n",
+	  "[ldap] domains: \"a.test;b.test\" is not a list of domains" },
+	{ "ldap timeout too small", ADDR LDAP_OK "timeout_ms = 5\n",
+	  "[ldap] timeout_ms: \"5\" is not an integer in 10..60000" },
+	{ "ldap starttls over ldaps", ADDR "[ldap]\nenabled = yes\n"
+	  "uris = ldap://a ldaps://b\nbase = dc=x\nstarttls = yes\n",
+	  "[ldap] starttls: ldaps://b already speaks TLS" },
+	{ "ldap ca relative", ADDR LDAP_OK "tls_ca_file = ca.pem\n",
+	  "[ldap] tls_ca_file: \"ca.pem\" is not an absolute path" },
+	{ "ldap unknown key", ADDR LDAP_OK "filter = (mail=%s)\n",
+	  "[ldap] filter: unknown key (known: enabled, uris," },
 };
 
 /* run_bad - one case: refused, message starts with the file name */
@@ -303,6 +360,92 @@ static void test_workers_cpu_map(void **state)
 	assert_int_equal(cfg_lcore_cpu(&c, 2), 2);
 }
 
+static void test_ldap_defaults_and_values(void **state)
+{
+	char path[64], err[1024];
+	struct cfg c;
+
+	(void)state;
+	dp_test_file(path, sizeof(path), ADDR);
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+	unlink(path);
+	assert_false(c.ldap.enabled);
+	assert_int_equal(c.ldap.n_uris, 0);
+	assert_string_equal(c.ldap.recipient_filter,
+			    "(|(mail=%s)(mailAlternateAddress=%s))");
+	assert_string_equal(c.ldap.auth_filter, "");
+	assert_string_equal(c.ldap.route_attr, "mailHost");
+	assert_string_equal(c.ldap.forward_attr, "mailForwardingAddress");
+	assert_int_equal(c.ldap.timeout_ms, 3000);
+	assert_int_equal(c.ldap.cache_ttl_s, 300);
+	assert_int_equal(c.ldap.negative_ttl_s, 60);
+	assert_int_equal(c.ldap.stale_max_s, 86400);
+	assert_int_equal(c.ldap.retry_s, 5);
+	assert_false(c.ldap.starttls);
+
+	/* disabled: incomplete settings are kept but not required */
+	dp_test_file(path, sizeof(path), ADDR "[ldap]\nbase = dc=x\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+	unlink(path);
+
+	dp_test_file(path, sizeof(path), ADDR
+		"[ldap]\nenabled = yes\n"
+		"uris = ldap://ldap1.example:389  ldap://ldap2.example\n"
+		"bind_dn = cn=sluice,ou=services,dc=example,dc=com\n"
+		"bind_password_file = /etc/sluice/ldap.pw\n"
+		"base = ou=people,dc=example,dc=com\n"
+		"recipient_filter = (&(objectClass=inetOrgPerson)(mail=%s))\n"
+		"auth_filter = (|(uid=%u)(mail=%s))\n"
+		"route_attribute = mailRoutingAddress\n"
+		"forward_attribute =\n"
+		"domains = example.com, example.org\n"
+		"timeout_ms = 500\ncache_ttl_s = 0\nnegative_ttl_s = 10\n"
+		"stale_max_s = 3600\nretry_s = 30\nstarttls = yes\n"
+		"tls_ca_file = /etc/ssl/ldap-ca.pem\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), -1);
+	/* an empty value is refused like everywhere else */
+	assert_non_null(strstr(err, "[ldap] forward_attribute: empty value"));
+	unlink(path);
+
+	dp_test_file(path, sizeof(path), ADDR
+		"[ldap]\nenabled = yes\n"
+		"uris = ldap://ldap1.example:389  ldap://ldap2.example\n"
+		"bind_dn = cn=sluice,ou=services,dc=example,dc=com\n"
+		"bind_password_file = /etc/sluice/ldap.pw\n"
+		"base = ou=people,dc=example,dc=com\n"
+		"recipient_filter = (&(objectClass=inetOrgPerson)(mail=%s))\n"
+		"auth_filter = (|(uid=%u)(mail=%s))\n"
+		"route_attribute = mailRoutingAddress\n"
+		"forward_attribute = none\n"
+		"domains = example.com, example.org\n"
+		"timeout_ms = 500\ncache_ttl_s = 0\nnegative_ttl_s = 10\n"
+		"stale_max_s = 3600\nretry_s = 30\nstarttls = yes\n"
+		"tls_ca_file = /etc/ssl/ldap-ca.pem\n");
+	assert_int_equal(cfg_load(path, "/x", &c, err, sizeof(err)), 0);
+	unlink(path);
+	assert_true(c.ldap.enabled);
+	assert_int_equal(c.ldap.n_uris, 2);
+	assert_string_equal(c.ldap.uris[0], "ldap://ldap1.example:389");
+	assert_string_equal(c.ldap.uris[1], "ldap://ldap2.example");
+	assert_string_equal(c.ldap.bind_dn,
+			    "cn=sluice,ou=services,dc=example,dc=com");
+	assert_string_equal(c.ldap.bind_password_file, "/etc/sluice/ldap.pw");
+	assert_string_equal(c.ldap.base, "ou=people,dc=example,dc=com");
+	assert_string_equal(c.ldap.recipient_filter,
+			    "(&(objectClass=inetOrgPerson)(mail=%s))");
+	assert_string_equal(c.ldap.auth_filter, "(|(uid=%u)(mail=%s))");
+	assert_string_equal(c.ldap.route_attr, "mailRoutingAddress");
+	assert_string_equal(c.ldap.forward_attr, "");
+	assert_string_equal(c.ldap.domains, "example.com, example.org");
+	assert_int_equal(c.ldap.timeout_ms, 500);
+	assert_int_equal(c.ldap.cache_ttl_s, 0);
+	assert_int_equal(c.ldap.negative_ttl_s, 10);
+	assert_int_equal(c.ldap.stale_max_s, 3600);
+	assert_int_equal(c.ldap.retry_s, 30);
+	assert_true(c.ldap.starttls);
+	assert_string_equal(c.ldap.tls_ca_file, "/etc/ssl/ldap-ca.pem");
+}
+
 static void test_net_apply_contradictions(void **state)
 {
 	static const struct cfg_case cases[] = {
@@ -384,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_defaults),
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_workers_cpu_map),
+		cmocka_unit_test(test_ldap_defaults_and_values),
 		cmocka_unit_test(test_net_apply_contradictions),
 		cmocka_unit_test(test_profile_paths),
 		cmocka_unit_test(test_shipped_lab_config),

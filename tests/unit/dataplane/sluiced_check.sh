@@ -32,7 +32,7 @@ expect "bad address" 1 \
 
 printf '[interface]\naddress = 10.0.0.1/24\n[servces]\necho = yes\n' > "$tmp/typo.conf"
 expect "typo in section" 1 \
-  "sluiced: fatal: $tmp/typo.conf: [servces]: unknown section (known: [sluice] [eal] [lcores] [interface] [pools] [tcp] [services] [reactor] [control] [smtp] [storage] [tls] [delivery])" \
+  "sluiced: fatal: $tmp/typo.conf: [servces]: unknown section (known: [sluice] [eal] [lcores] [interface] [pools] [tcp] [services] [reactor] [control] [smtp] [storage] [tls] [delivery] [ldap])" \
   --check -c "$tmp/typo.conf"
 
 expect "missing file" 1 \
