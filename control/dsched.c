@@ -70,6 +70,7 @@
 #define DS_LAT_N 4096
 #define DS_RATE_N 11                 /* 1 s samples for delivered_per_s */
 #define DS_GROUPS 64                 /* destinations handled per round */
+#define DS_COMMIT_WAIT_US 5000       /* a due round waits for its updates */
 
 struct ds_msg;
 
@@ -99,6 +100,9 @@ struct ds_msg {
 	uint8_t prio;
 	bool hold, gone, delay_sent, in_round;
 	uint16_t out, waiting;
+	uint32_t unc;                /* updates submitted, not yet committed:
+				      * a round starts only at 0, as it
+				      * reads recipient states from LMDB */
 	struct ds_part *parts;       /* waiting parts */
 	uint32_t nrcpt;
 	struct ds_rcpt *r;           /* in a round: nrcpt entries */
@@ -373,6 +377,7 @@ static void ds_sub_update(struct dsched *s, struct ds_msg *m, uint64_t now,
 	x->sub.u.upd.next_attempt_us = m->hold ? DS_HOLD : m->next_us;
 	x->sub.u.upd.nupd = x->nupd;
 	x->sub.u.upd.upd = x->upd;
+	m->unc++;
 	ds_submit(s, x);
 }
 
@@ -414,6 +419,7 @@ static void ds_persist_dest(struct dsched *s, struct ds_dest *d)
 }
 
 static void ds_load(struct dsched *s, uint64_t qid, uint64_t now);
+static struct ds_msg *ds_msg_find(const struct dsched *s, uint64_t qid);
 
 static int ds_poll_commits(struct dsched *s)
 {
@@ -432,6 +438,13 @@ static int ds_poll_commits(struct dsched *s)
 				 stor_strerror(done[i]->result));
 		} else if (x->kind == DS_SUB_ENQUEUE) {
 			ds_load(s, x->sub.qid, ds_now());
+		}
+		if (x->kind == DS_SUB_UPDATE) {
+			/* committed or failed: the round may read LMDB */
+			struct ds_msg *m = ds_msg_find(s, x->sub.qid);
+
+			if (m && m->unc)
+				m->unc--;
 		}
 		ds_sub_free(x);
 	}
@@ -1029,8 +1042,15 @@ static void ds_round(struct dsched *s, struct ds_msg *m, uint64_t now)
 	unsigned ng = 0;
 	uint64_t life = s->d->max_lifetime_s * 1000000u;
 	char dn[DS_NAME];
-	int rc = ds_meta(s, m->qid, &mm);
+	int rc;
 
+	if (m->unc) {
+		/* the last round's results are not in LMDB yet: reading
+		 * them now would resend to delivered recipients */
+		ds_reschedule(s, m, now + DS_COMMIT_WAIT_US);
+		return;
+	}
+	rc = ds_meta(s, m->qid, &mm);
 	if (rc != 0) {
 		stor_reader_end(s->rd);
 		if (rc == MDB_NOTFOUND)
@@ -1488,10 +1508,19 @@ static void ds_result(struct dsched *s, struct djob *j, uint64_t now)
 		if (k >= m->nrcpt || k >= mm.nrcpt || !m->r)
 			continue;
 		r = &m->r[k];
-		if (j->status != DJOB_OK || code == 0) {
+		if (j->status != DJOB_OK) {
 			code = j->code ? j->code : 451;
 			enh = j->enh;
 			text = j->text;
+		} else if (code == 0) {
+			/* djob.h: 0 = not attempted. Never delivered (the
+			 * job's 250 is the others' end of data): the
+			 * session's failure if it had one, else 4.3.0 */
+			bool tmp = j->code >= 400 && j->code < 500;
+
+			code = tmp ? j->code : 451;
+			enh = tmp ? j->enh : "4.3.0";
+			text = tmp ? j->text : "recipient not attempted";
 		}
 		ds_status_of(enh, code, dsn, sizeof(dsn));
 		snprintf(reply, sizeof(reply), "%d %s %s", code, dsn, text);
