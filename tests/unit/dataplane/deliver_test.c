@@ -12,12 +12,23 @@
  * connections, RSETs and QUITs. Tests assert what the scheduler would
  * see: statuses, per-recipient codes, relay, reuse, and the bytes that
  * arrived compared with the stored body.
+ *
+ * TLS: with starttls set the next hop offers STARTTLS and, after "220",
+ * runs a server tls_conn with a certificate for relay.test signed by a
+ * CA made at start-up (tls_certs.c); tls_garbage answers the ClientHello
+ * with plain text instead (or sends it with the 220), starttls_refuse
+ * answers STARTTLS with 454. The server keeps a transcript of the command
+ * verbs it received ("<TLS>" where its handshake finished, "." at end of
+ * data) and marks each message with whether it arrived under TLS.
  */
 #include "stor_test.h"
 
 #include "deliver.h"
 #include "net.h"
 #include "smtp_client.h"
+#include "tls_certs.h"
+#include "tls_conn.h"
+#include "tls_ctx.h"
 
 #define QMAX 4096
 #define FRAME 2048
@@ -47,6 +58,7 @@ struct smsg {
 	uint8_t *body;
 	size_t len, cap;
 	int done;
+	int tls;                      /* MAIL FROM arrived under TLS */
 };
 
 struct sconn {
@@ -57,6 +69,8 @@ struct sconn {
 	char line[4096];
 	size_t ll;
 	struct smsg *cur;
+	struct tls_conn *tls;         /* after 220 to STARTTLS */
+	int tls_hs, tls_up, garbage, closed;
 };
 
 struct lst { uint16_t port; };
@@ -73,6 +87,13 @@ struct h {
 	int abort_on_data;            /* server closes instead of 354 */
 	int abort_on_rset;            /* server resets instead of RSET's 250 */
 	const char *ext;              /* EHLO lines after the first */
+	int starttls;                 /* offer STARTTLS (plaintext EHLO) */
+	int tls_garbage;              /* 1: answer the ClientHello with text;
+				       * 2: text right behind the 220 */
+	int starttls_refuse;          /* 454 to STARTTLS */
+	char log[2048];               /* command verbs received, in order */
+	unsigned stls_extra;          /* plaintext bytes after STARTTLS */
+	unsigned srv_tls_fail;        /* server-side handshake failures */
 	/* delivery */
 	struct qfix qf;
 	struct cfg_delivery cfg;
@@ -171,10 +192,62 @@ static unsigned side_deliver(struct side *sd)
 
 /* ---- scripted next hop -------------------------------------------------- */
 
+static struct tls_ctx *srv_ctx;       /* relay.test, signed by ca.crt */
+static struct tls_ctx *cli_ctx;       /* trusts ca.crt */
+static struct tls_ctx *cli_ctx_other; /* trusts ca2.crt only */
+
+/* srv_log - one token into the server's transcript */
+static void srv_log(struct h *h, const char *tok, size_t n)
+{
+	size_t l = strlen(h->log);
+
+	assert_true(l + n + 2 < sizeof(h->log));
+	snprintf(h->log + l, sizeof(h->log) - l, "%s%.*s", l ? " " : "",
+		 (int)n, tok);
+}
+
+/* srv_close - the server ends the connection (FIN) */
+static void srv_close(struct h *h, struct sconn *c)
+{
+	if (!c->closed)
+		net_close(h->b.s, c->sk);
+	c->closed = 1;
+}
+
+/* srv_end - the socket is gone: slot free, TLS state freed */
+static void srv_end(struct sconn *c)
+{
+	tls_conn_free(c->tls);
+	c->tls = NULL;
+	c->used = 0;
+}
+
+/* srv_cipher_flush - TLS records to the wire */
+static void srv_cipher_flush(struct h *h, struct sconn *c)
+{
+	const uint8_t *p;
+	size_t n;
+
+	while (c->tls && !c->closed &&
+	       (n = tls_conn_cipher_peek(c->tls, &p)) > 0) {
+		ssize_t w = net_send(h->b.s, c->sk, p, n);
+
+		if (w <= 0)
+			break;
+		tls_conn_cipher_consume(c->tls, (size_t)w);
+	}
+}
+
 static void srv_send(struct h *h, struct sconn *c, const char *s)
 {
-	ssize_t n = net_send(h->b.s, c->sk, s, strlen(s));
+	ssize_t n;
 
+	if (c->tls_up) {
+		n = tls_conn_write(c->tls, s, strlen(s));
+		srv_cipher_flush(h, c);
+	} else {
+		n = net_send(h->b.s, c->sk, s, strlen(s));
+	}
 	assert_int_equal(n, (ssize_t)strlen(s));
 }
 
@@ -194,12 +267,13 @@ static void srv_line(struct h *h, struct sconn *c, const char *l, size_t n)
 {
 	if (c->data) {
 		if (n == 3 && !memcmp(l, ".\r\n", 3)) {
+			srv_log(h, ".", 1);
 			c->data = 0;
 			c->cur->done = 1;
 			srv_send(h, c, "250 2.0.0 Ok: queued\r\n");
 			if (h->close_after_msg) {
 				h->closes_after++;
-				net_close(h->b.s, c->sk);
+				srv_close(h, c);
 			}
 			return;
 		}
@@ -210,16 +284,38 @@ static void srv_line(struct h *h, struct sconn *c, const char *l, size_t n)
 		body_put(c->cur, l, n);
 		return;
 	}
+	srv_log(h, l, strcspn(l, " \r\n"));
 	if (!strncasecmp(l, "EHLO", 4)) {
 		char r[512];
 
-		snprintf(r, sizeof(r), "250-next.test\r\n%s", h->ext);
+		/* RFC 3207 4.2: not offered again under TLS */
+		snprintf(r, sizeof(r), "250-next.test\r\n%s%s",
+			 h->starttls && !c->tls_up ? "250-STARTTLS\r\n" : "",
+			 h->ext);
 		srv_send(h, c, r);
+	} else if (!strncasecmp(l, "STARTTLS", 8) && h->starttls &&
+		   !c->tls_up) {
+		if (h->starttls_refuse) {
+			srv_send(h, c, "454 4.7.0 TLS not available due to "
+				 "temporary reason\r\n");
+			return;
+		}
+		srv_send(h, c, h->tls_garbage == 2 ?
+			 "220 2.0.0 Ready to start TLS\r\nnot TLS\r\n" :
+			 "220 2.0.0 Ready to start TLS\r\n");
+		if (h->tls_garbage) {
+			c->garbage = 1;
+			return;
+		}
+		c->tls = tls_conn_new(srv_ctx, NULL, NULL, 0);
+		assert_non_null(c->tls);
+		c->tls_hs = 1;
 	} else if (!strncasecmp(l, "HELO", 4)) {
 		srv_send(h, c, "250 next.test\r\n");
 	} else if (!strncasecmp(l, "MAIL FROM:", 10)) {
 		assert_true(h->n_msgs < SRV_MSGS);
 		c->cur = &h->msgs[h->n_msgs++];
+		c->cur->tls = c->tls_up;
 		snprintf(c->cur->from, sizeof(c->cur->from), "%.*s",
 			 (int)(n - 12), l + 10);
 		srv_send(h, c, "250 2.1.0 Ok\r\n");
@@ -235,7 +331,7 @@ static void srv_line(struct h *h, struct sconn *c, const char *l, size_t n)
 		srv_send(h, c, "250 2.1.5 Ok\r\n");
 	} else if (!strncasecmp(l, "DATA", 4)) {
 		if (h->abort_on_data) {     /* FIN after the RCPT replies */
-			net_close(h->b.s, c->sk);
+			srv_close(h, c);
 			return;
 		}
 		if (!c->cur || !c->cur->n_rcpt) {
@@ -248,17 +344,77 @@ static void srv_line(struct h *h, struct sconn *c, const char *l, size_t n)
 		h->rsets++;
 		if (h->abort_on_rset) {
 			net_abort(h->b.s, c->sk);
-			c->used = 0;
+			srv_end(c);
 			return;
 		}
 		srv_send(h, c, "250 2.0.0 Ok\r\n");
 	} else if (!strncasecmp(l, "QUIT", 4)) {
 		h->quits++;
 		srv_send(h, c, "221 2.0.0 Bye\r\n");
-		net_close(h->b.s, c->sk);
+		srv_close(h, c);
 	} else {
 		srv_send(h, c, "502 5.5.2 Error: command not recognized\r\n");
 	}
+}
+
+/* srv_plain - client plaintext (from the socket or from TLS) into lines */
+static void srv_plain(struct h *h, struct sconn *c, const char *buf,
+		      size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		assert_true(c->ll < sizeof(c->line));
+		c->line[c->ll++] = buf[i];
+		if (buf[i] == '\n') {
+			int was_plain = !c->tls && !c->garbage;
+
+			srv_line(h, c, c->line, c->ll);
+			c->ll = 0;
+			if (!c->used)
+				return;
+			if (was_plain && (c->tls || c->garbage)) {
+				/* RFC 3207 4: nothing may follow STARTTLS */
+				h->stls_extra += (unsigned)(n - i - 1);
+				return;
+			}
+		}
+	}
+}
+
+/* srv_tls_pump - handshake, then plaintext into lines; records out */
+static void srv_tls_pump(struct h *h, struct sconn *c)
+{
+	char pt[4096];
+	ssize_t r;
+
+	if (c->tls_hs) {
+		int hs = tls_conn_handshake(c->tls);
+
+		if (hs < 0) {
+			h->srv_tls_fail++;
+			srv_log(h, "<TLS-FAIL>", 10);
+			c->tls_hs = 0;
+			srv_cipher_flush(h, c);     /* our alert */
+			srv_close(h, c);
+			return;
+		}
+		if (hs == 1) {
+			c->tls_hs = 0;
+			c->tls_up = 1;
+			srv_log(h, "<TLS>", 5);
+		}
+	}
+	srv_cipher_flush(h, c);
+	while (c->tls_up && c->used &&
+	       (r = tls_conn_read(c->tls, pt, sizeof(pt))) != 0) {
+		if (r < 0) {
+			if (r == -TLS_ECLOSED)
+				srv_log(h, "<close_notify>", 14);
+			break;
+		}
+		srv_plain(h, c, pt, (size_t)r);
+	}
+	if (c->used)
+		srv_cipher_flush(h, c);
 }
 
 static void srv_read(struct h *h, struct sconn *c)
@@ -267,19 +423,36 @@ static void srv_read(struct h *h, struct sconn *c)
 	ssize_t n;
 
 	while ((n = net_recv(h->b.s, c->sk, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < n; i++) {
-			assert_true(c->ll < sizeof(c->line));
-			c->line[c->ll++] = buf[i];
-			if (buf[i] == '\n') {
-				srv_line(h, c, c->line, c->ll);
-				c->ll = 0;
-				if (!c->used)
-					return;
-			}
+		size_t off = 0;
+
+		if (c->garbage) {
+			/* the ClientHello: answer with something not TLS */
+			srv_log(h, "<GARBAGE>", 9);
+			c->garbage = 2;
+			if (!c->closed)
+				srv_send(h, c, "this is not a TLS record, "
+					 "just some plain text\r\n");
+			continue;
 		}
+		if (!c->tls) {
+			srv_plain(h, c, buf, (size_t)n);
+			if (!c->used)
+				return;
+			continue;
+		}
+		while (off < (size_t)n && c->used && !c->closed) {
+			size_t took = tls_conn_cipher_in(c->tls, buf + off,
+							 (size_t)n - off);
+
+			off += took;
+			srv_tls_pump(h, c);
+			assert_true(took > 0 || c->closed);
+		}
+		if (!c->used)
+			return;
 	}
 	if (n == 0)
-		net_close(h->b.s, c->sk);
+		srv_close(h, c);
 }
 
 static void srv_event(struct h *h, const struct net_event *ev)
@@ -302,15 +475,16 @@ static void srv_event(struct h *h, const struct net_event *ev)
 			srv_send(h, c, "220 next.test ESMTP\r\n");
 		else if (c->port == 2527) {
 			srv_send(h, c, "421 4.3.2 next.test busy, try later\r\n");
-			net_close(h->b.s, c->sk);
+			srv_close(h, c);
 		}
 		return;
 	}
 	c = ev->user;
 	if (ev->events & NET_EV_CLOSED) {
-		c->used = 0;
+		srv_end(c);
 		return;
 	}
+	srv_cipher_flush(h, c);
 	if (ev->events & (NET_EV_READABLE | NET_EV_PEER_FIN))
 		srv_read(h, c);
 }
@@ -463,7 +637,8 @@ static void job_free(struct djob *j)
 	free(j);
 }
 
-static struct h *h_new(unsigned max_conns)
+/* h_new_tls - the fixture with a client TLS context (NULL: none) */
+static struct h *h_new_tls(unsigned max_conns, struct tls_ctx *tls)
 {
 	struct h *h = calloc(1, sizeof(*h));
 	struct deliver_conf dc = { 0 };
@@ -490,11 +665,17 @@ static struct h *h_new(unsigned max_conns)
 	dc.s = h->a.s;
 	dc.q = h->qf.q;
 	dc.cfg = &h->cfg;
+	dc.tls = tls;
 	dc.max_conns = max_conns;
 	dc.t_reply_ms = 30000;
 	h->d = deliver_new(&dc);
 	assert_non_null(h->d);
 	return h;
+}
+
+static struct h *h_new(unsigned max_conns)
+{
+	return h_new_tls(max_conns, NULL);
 }
 
 static void h_free(struct h *h)
@@ -512,6 +693,8 @@ static void h_free(struct h *h)
 		job_free(h->done[i]);
 	for (unsigned i = 0; i < SRV_MSGS; i++)
 		free(h->msgs[i].body);
+	for (unsigned i = 0; i < SRV_CONNS; i++)
+		tls_conn_free(h->sc[i].tls);
 	qfix_close(&h->qf);
 	test_rmdir(h->qf.dir);
 	free(h);
@@ -863,6 +1046,332 @@ static void test_reused_dead_retry(void **state)
 	h_free(h);
 }
 
+/* ---- STARTTLS toward the next hop ---------------------------------------- */
+
+static const char *const tls_dialogue =
+	"EHLO STARTTLS <TLS> EHLO MAIL RCPT RCPT DATA .";
+static const char *const plain_dialogue = "EHLO MAIL RCPT RCPT DATA .";
+
+/* tls_case - a fresh fixture with client context cli, the next hop
+ * offering STARTTLS or not; one two-recipient job with TLS policy pol
+ * for destination dest, run to its end */
+static struct djob *tls_case(struct h **hp, struct tls_ctx *cli,
+			     int starttls, enum smtp_tls_policy pol,
+			     const char *dest)
+{
+	struct h *h = h_new_tls(0, cli);
+	uint16_t ports[] = { 2525 };
+	struct djob *j = job_new(store(h, two, 2), 7, 2, ports, 1);
+
+	h->starttls = starttls;
+	j->tls = (uint8_t)pol;
+	snprintf(j->dest, sizeof(j->dest), "%s", dest);
+	assert_int_equal(deliver_job(h->d, j, h->now), 0);
+	run_jobs(h, 1, 60000000);
+	*hp = h;
+	return j;
+}
+
+/* check_sent - the job was delivered byte-exact, over TLS or not */
+static void check_sent(struct h *h, struct djob *j, unsigned m, bool tls)
+{
+	assert_int_equal(j->status, DJOB_OK);
+	assert_int_equal(j->code, 250);
+	assert_string_equal(j->enh, "2.0.0");
+	assert_string_equal(j->text, "2.0.0 Ok: queued");
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(j->rcpt[i].code, 250);
+	assert_string_equal(j->relay, "10.0.0.2:2525");
+	assert_int_equal(j->tls_used, tls);
+	assert_true(h->n_msgs > m);
+	assert_true(h->msgs[m].done);
+	assert_int_equal(h->msgs[m].tls, tls);
+	assert_int_equal(h->msgs[m].n_rcpt, 2);
+	assert_int_equal(h->msgs[m].len, strlen(body_text()));
+	assert_memory_equal(h->msgs[m].body, body_text(), strlen(body_text()));
+	assert_int_equal(h->stls_extra, 0);
+}
+
+/* check_tls_fail - DJOB_CONN_FAIL 421 4.7.5 naming why, for the job and
+ * each recipient; no transaction reached the next hop */
+static void check_tls_fail(struct h *h, struct djob *j, const char *why)
+{
+	char want[DJOB_TEXT];
+
+	snprintf(want, sizeof(want), "session with 10.0.0.2:2525 failed: "
+		 "421 4.7.5 %s", why);
+	assert_int_equal(j->status, DJOB_CONN_FAIL);
+	assert_int_equal(j->code, 421);
+	assert_string_equal(j->enh, "4.7.5");
+	if (strncmp(j->text, want, strlen(want)))
+		fail_msg("text \"%s\", want a prefix \"%s\"", j->text, want);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(j->rcpt[i].code, 421);
+		assert_string_equal(j->rcpt[i].enh, "4.7.5");
+		assert_string_equal(j->rcpt[i].text, j->text);
+	}
+	assert_string_equal(j->relay, "10.0.0.2:2525");
+	assert_false(j->tls_used);
+	assert_int_equal(h->n_msgs, 0);
+	assert_int_equal(h->accepts, 1);      /* no other attempt */
+	assert_null(strstr(h->log, "MAIL"));
+}
+
+/* opportunistic, STARTTLS offered: the message goes only after the
+ * handshake, EHLO is asked again (the post-TLS reply, without STARTTLS,
+ * is the one kept); a second job reuses the TLS session; the idle QUIT
+ * goes under TLS too */
+static void test_tls_opportunistic_offered(void **state)
+{
+	struct h *h;
+	struct djob *j = tls_case(&h, cli_ctx, 1, SMTP_TLS_OPPORTUNISTIC,
+				  "d0.example");
+	uint16_t ports[] = { 2525 };
+	struct djob *j2;
+	struct deliver_stats st;
+
+	(void)state;
+	check_sent(h, j, 0, true);
+	assert_string_equal(h->log, tls_dialogue);
+	assert_false(j->reused);
+	assert_true(j->ext & SMTP_EXT_PIPELINING);
+	assert_false(j->ext & SMTP_EXT_STARTTLS);
+	assert_int_equal(h->srv_tls_fail, 0);
+	deliver_stats(h->d, &st);
+	assert_int_equal(st.tls_ok, 1);
+	assert_int_equal(st.tls_fail, 0);
+
+	j2 = job_new(j->qid, 7, 2, ports, 1);
+	deliver_job(h->d, j2, h->now);
+	run_jobs(h, 2, 60000000);
+	check_sent(h, j2, 1, true);
+	assert_true(j2->reused);
+	settle(h, 6000000);
+	assert_string_equal(h->log, "EHLO STARTTLS <TLS> EHLO MAIL RCPT RCPT "
+			    "DATA . RSET MAIL RCPT RCPT DATA . QUIT");
+	assert_int_equal(h->quits, 1);
+	assert_int_equal(h->accepts, 1);
+	deliver_stats(h->d, &st);
+	assert_int_equal(st.tls_ok, 1);
+	assert_int_equal(st.conns, 0);
+	h_free(h);
+}
+
+/* opportunistic, STARTTLS not offered: plaintext */
+static void test_tls_opportunistic_not_offered(void **state)
+{
+	struct h *h;
+	struct djob *j = tls_case(&h, cli_ctx, 0, SMTP_TLS_OPPORTUNISTIC,
+				  "d0.example");
+
+	(void)state;
+	check_sent(h, j, 0, false);
+	assert_string_equal(h->log, plain_dialogue);
+	h_free(h);
+}
+
+/* required: not offered -> 4.7.5 and QUIT, nothing else sent after EHLO;
+ * offered -> TLS (no certificate check: the name does not matter) */
+static void test_tls_required(void **state)
+{
+	struct h *h;
+	struct djob *j = tls_case(&h, cli_ctx, 0, SMTP_TLS_REQUIRED,
+				  "d0.example");
+
+	(void)state;
+	check_tls_fail(h, j, "TLS is required, but the next hop does not "
+		       "offer STARTTLS");
+	settle(h, 1000000);
+	assert_string_equal(h->log, "EHLO QUIT");
+	h_free(h);
+
+	j = tls_case(&h, cli_ctx, 1, SMTP_TLS_REQUIRED, "d0.example");
+	check_sent(h, j, 0, true);
+	assert_string_equal(h->log, tls_dialogue);
+	h_free(h);
+
+	/* no client context: required cannot be met */
+	j = tls_case(&h, NULL, 1, SMTP_TLS_REQUIRED, "d0.example");
+	check_tls_fail(h, j, "TLS handshake failed: no client TLS context "
+		       "configured");
+	assert_string_equal(h->log, "EHLO STARTTLS");
+	h_free(h);
+}
+
+/* verify: the chain against the client context's CA and the destination
+ * name against the certificate (SAN DNS:relay.test) */
+static void test_tls_verify(void **state)
+{
+	struct h *h;
+	struct djob *j = tls_case(&h, cli_ctx, 1, SMTP_TLS_VERIFY,
+				  "relay.test");
+	struct deliver_stats st;
+
+	(void)state;
+	check_sent(h, j, 0, true);
+	assert_string_equal(h->log, tls_dialogue);
+	h_free(h);
+
+	/* right CA, wrong name */
+	j = tls_case(&h, cli_ctx, 1, SMTP_TLS_VERIFY, "other.test");
+	check_tls_fail(h, j, "TLS handshake failed: certificate verify "
+		       "failed: hostname mismatch");
+	settle(h, 1000000);         /* the client's alert reaches it */
+	assert_string_equal(h->log, "EHLO STARTTLS <TLS-FAIL>");
+	deliver_stats(h->d, &st);
+	assert_int_equal(st.tls_fail, 1);
+	assert_int_equal(st.tls_ok, 0);
+	h_free(h);
+
+	/* right name, a CA the client does not trust */
+	j = tls_case(&h, cli_ctx_other, 1, SMTP_TLS_VERIFY, "relay.test");
+	check_tls_fail(h, j, "TLS handshake failed: certificate verify "
+		       "failed: unable to get local issuer certificate");
+	settle(h, 1000000);         /* the client's alert reaches it */
+	assert_string_equal(h->log, "EHLO STARTTLS <TLS-FAIL>");
+	h_free(h);
+
+	/* the same untrusted certificate is fine below verify */
+	j = tls_case(&h, cli_ctx_other, 1, SMTP_TLS_REQUIRED, "other.test");
+	check_sent(h, j, 0, true);
+	h_free(h);
+	j = tls_case(&h, cli_ctx_other, 1, SMTP_TLS_OPPORTUNISTIC,
+		     "other.test");
+	check_sent(h, j, 0, true);
+	h_free(h);
+}
+
+/* none: STARTTLS offered but never asked for */
+static void test_tls_none_offered(void **state)
+{
+	struct h *h;
+	struct djob *j = tls_case(&h, cli_ctx, 1, SMTP_TLS_NONE, "d0.example");
+
+	(void)state;
+	check_sent(h, j, 0, false);
+	assert_string_equal(h->log, plain_dialogue);
+	assert_true(j->ext & SMTP_EXT_STARTTLS);    /* it was offered */
+	h_free(h);
+}
+
+/* the next hop answers the ClientHello with plain text: the handshake
+ * fails. required: 4.7.5. opportunistic: the same - deliver does not
+ * fall back to plaintext (no second connection, no retry without TLS) */
+static void test_tls_handshake_garbage(void **state)
+{
+	static const enum smtp_tls_policy pol[] = { SMTP_TLS_REQUIRED,
+						    SMTP_TLS_OPPORTUNISTIC };
+
+	(void)state;
+	for (unsigned i = 0; i < 2; i++) {
+		struct h *h = h_new_tls(0, cli_ctx);
+		uint16_t ports[] = { 2525 };
+		struct djob *j = job_new(store(h, two, 2), 7, 2, ports, 1);
+		struct deliver_stats st;
+
+		h->starttls = 1;
+		h->tls_garbage = 1;
+		j->tls = (uint8_t)pol[i];
+		deliver_job(h->d, j, h->now);
+		run_jobs(h, 1, 60000000);
+		check_tls_fail(h, j, "TLS handshake failed: ");
+		assert_non_null(strstr(j->text, "wrong version number"));
+		settle(h, 1000000);
+		assert_string_equal(h->log, "EHLO STARTTLS <GARBAGE>");
+		deliver_stats(h->d, &st);
+		assert_int_equal(st.tls_fail, 1);
+		assert_int_equal(st.conns, 0);
+		h_free(h);
+	}
+}
+
+/* RFC 3207 4: bytes behind the 220 to STARTTLS (a plaintext injection)
+ * end the session before any handshake, even for opportunistic */
+static void test_tls_data_after_220(void **state)
+{
+	struct h *h = h_new_tls(0, cli_ctx);
+	uint16_t ports[] = { 2525 };
+	struct djob *j = job_new(store(h, two, 2), 7, 2, ports, 1);
+
+	(void)state;
+	h->starttls = 1;
+	h->tls_garbage = 2;
+	deliver_job(h->d, j, h->now);
+	run_jobs(h, 1, 60000000);
+	check_tls_fail(h, j, "next hop sent data after its STARTTLS reply");
+	settle(h, 1000000);
+	assert_string_equal(h->log, "EHLO STARTTLS");
+	h_free(h);
+}
+
+/* 454 to STARTTLS: opportunistic goes on in plaintext on the same
+ * session; required fails 4.7.5 (and says QUIT) */
+static void test_tls_starttls_refused(void **state)
+{
+	struct h *h = h_new_tls(0, cli_ctx);
+	uint16_t ports[] = { 2525 };
+	struct djob *j = job_new(store(h, two, 2), 7, 2, ports, 1);
+
+	(void)state;
+	h->starttls = 1;
+	h->starttls_refuse = 1;
+	deliver_job(h->d, j, h->now);
+	run_jobs(h, 1, 60000000);
+	check_sent(h, j, 0, false);
+	assert_string_equal(h->log, "EHLO STARTTLS MAIL RCPT RCPT DATA .");
+	h_free(h);
+
+	h = h_new_tls(0, cli_ctx);
+	j = job_new(store(h, two, 2), 7, 2, ports, 1);
+	h->starttls = 1;
+	h->starttls_refuse = 1;
+	j->tls = SMTP_TLS_REQUIRED;
+	deliver_job(h->d, j, h->now);
+	run_jobs(h, 1, 60000000);
+	check_tls_fail(h, j, "TLS is required, but STARTTLS was refused by "
+		       "the next hop");
+	settle(h, 1000000);
+	assert_string_equal(h->log, "EHLO STARTTLS QUIT");
+	h_free(h);
+}
+
+/* grp_setup - CA, server certificate for relay.test, contexts */
+static char pki_dir[64];
+
+static int grp_setup(void **state)
+{
+	char crt[128], key[128], ca[128], ca2[128], err[256];
+
+	(void)state;
+	snprintf(pki_dir, sizeof(pki_dir), "/tmp/deliver-tls-XXXXXX");
+	if (!mkdtemp(pki_dir) || tls_certs_make(pki_dir, "relay.test") < 0)
+		return -1;
+	snprintf(crt, sizeof(crt), "%s/srv.crt", pki_dir);
+	snprintf(key, sizeof(key), "%s/srv.key", pki_dir);
+	snprintf(ca, sizeof(ca), "%s/ca.crt", pki_dir);
+	snprintf(ca2, sizeof(ca2), "%s/ca2.crt", pki_dir);
+	srv_ctx = tls_ctx_server_new(crt, key, err, sizeof(err));
+	if (srv_ctx)
+		cli_ctx = tls_ctx_client_new(ca, err, sizeof(err));
+	if (cli_ctx)
+		cli_ctx_other = tls_ctx_client_new(ca2, err, sizeof(err));
+	if (!cli_ctx_other) {
+		fprintf(stderr, "TLS contexts: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int grp_teardown(void **state)
+{
+	(void)state;
+	tls_ctx_free(srv_ctx);
+	tls_ctx_free(cli_ctx);
+	tls_ctx_free(cli_ctx_other);
+	test_rmdir(strdup(pki_dir));
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,7 +1387,15 @@ int main(void)
 		cmocka_unit_test(test_greeting_timeout),
 		cmocka_unit_test(test_lost_mid_transaction),
 		cmocka_unit_test(test_reused_dead_retry),
+		cmocka_unit_test(test_tls_opportunistic_offered),
+		cmocka_unit_test(test_tls_opportunistic_not_offered),
+		cmocka_unit_test(test_tls_required),
+		cmocka_unit_test(test_tls_verify),
+		cmocka_unit_test(test_tls_none_offered),
+		cmocka_unit_test(test_tls_handshake_garbage),
+		cmocka_unit_test(test_tls_data_after_220),
+		cmocka_unit_test(test_tls_starttls_refused),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, grp_setup, grp_teardown);
 }
