@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1188,10 +1189,17 @@ static int eal_up(void **st)
 	return 0;
 }
 
+/* eal_down - EAL cleanup, and the run's runtime directory (config and
+ * fbarray files of --no-huge memory; EAL leaves it behind) */
 static int eal_down(void **st)
 {
+	char run[PATH_MAX];
+
 	(void)st;
+	snprintf(run, sizeof(run), "%s", rte_eal_get_runtime_dir());
 	rte_eal_cleanup();
+	if (strstr(run, "dsched_test_"))
+		nftw(run, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return 0;
 }
 
