@@ -17,6 +17,7 @@
 
 #include <rte_ring.h>
 
+#include "log.h"
 #include "mlog.h"
 #include "smtp_param.h"
 #include "smtpd.h"
@@ -643,6 +644,11 @@ static void smtpd_accept(struct smtpd *d, const struct net_event *ev,
 	net_set_user(d->s, ev->sock, ss);
 	mlog_connect(line, sizeof(line), &ss->mc);
 	smtpd_log(d, line);
+	if (LOG_MDEBUG_ON(LOG_M_SMTPD))       /* sluicectl log debug smtpd on */
+		log_mdebug(LOG_M_SMTPD, "io lcore %u: session from %s:%u to "
+			   "port %u%s, %u open", d->owner, ss->peer.addr,
+			   si.rport, si.lport, trusted ? " (trusted)" : "",
+			   d->n_sess);
 	smtpd_pump(d, ss, now);
 }
 
