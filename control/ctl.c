@@ -13,6 +13,7 @@
 #include "dsched.h"
 #include "iolcore.h"
 #include "log.h"
+#include "metrics.h"
 #include "tsc.h"
 
 void ctl_block_signals(struct ctl *c)
@@ -99,6 +100,8 @@ int ctl_run(struct ctl *c, struct iolcore *io, unsigned n_io,
 		reactor_add(&c->reactor, "sched", dsched_poll, c->sched);
 	if (c->sock)
 		reactor_add(&c->reactor, "ctlsock", ctlsock_poll, c->sock);
+	if (c->metrics)
+		reactor_add(&c->reactor, "metrics", metrics_poll, c->metrics);
 	reactor_run(&c->reactor);
 	return c->signo;
 }

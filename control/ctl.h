@@ -6,7 +6,8 @@
  * Pollers: "signals" checks for SIGINT/SIGTERM (blocked in every thread
  * before rte_eal_init, so only this one sees them) and stops the control
  * reactor when one arrives; "stats" logs one line per io lcore every
- * stats_interval_s; "sched" (dsched_poll) and "ctlsock" when set. The
+ * stats_interval_s; "sched" (dsched_poll), "ctlsock" and "metrics" (the
+ * Prometheus endpoint, metrics.h) when set. The
  * reactor sleeps when idle (backoff up to CTL_IDLE_SLEEP_US), so an idle
  * control lcore costs little and a busy scheduler never waits long.
  */
@@ -21,6 +22,7 @@
 struct iolcore;
 struct dsched;
 struct ctlsock;
+struct metrics;
 
 #define CTL_IDLE_SLEEP_US 2000
 
@@ -33,6 +35,7 @@ struct ctl {
 	uint64_t stats_interval_us, next_stats_us;
 	struct dsched *sched;     /* delivery scheduler or NULL */
 	struct ctlsock *sock;     /* control socket or NULL */
+	struct metrics *metrics;  /* /metrics endpoint (metrics.h) or NULL */
 };
 
 /* ctl_block_signals - block SIGINT/SIGTERM in the calling thread (call

@@ -159,6 +159,7 @@ static const struct cmd help_cmds[] = {
 static const struct cmd *const ctlcmd_groups[] = {
 	ctlcmd_queue_cmds,
 	ctlcmd_link_cmds,
+	ctlcmd_stats_cmds,
 	ctlcmd_ops_cmds,
 	ctlcmd_dir_cmds,
 	help_cmds,

@@ -450,6 +450,7 @@ struct cmd {
 /* table fragments, each ending with a { NULL } row (ctlcmd.c lists them) */
 extern const struct cmd ctlcmd_queue_cmds[];   /* ctlcmd_queue.c */
 extern const struct cmd ctlcmd_link_cmds[];    /* ctlcmd_link.c (+ status) */
+extern const struct cmd ctlcmd_stats_cmds[];   /* ctlcmd_stats.c */
 extern const struct cmd ctlcmd_ops_cmds[];     /* ctlcmd_ops.c: reload, drain, log */
 extern const struct cmd ctlcmd_dir_cmds[];     /* ctlcmd_dir.c: dir ... */
 

@@ -14,12 +14,18 @@
  * unreadable config); 3 sluiced not reachable (no socket, refused,
  * timeout, connection closed without a valid answer).
  *
+ * sluicectl top [-n S] [-c N] [-d D] asks `stats` every S seconds and
+ * draws rates from successive answers (client side: the JSON reader below
+ * finds members by path); the screen is cleared with ANSI codes only when
+ * stdout is a terminal; SIGINT/SIGTERM end it cleanly (exit 0).
+ *
  * The JSON reader is strict (RFC 8259): the whole answer must be one
  * object, nested at most 64 deep; only the top-level members "ok",
  * "error", "text" and "data" are used.
  */
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,6 +67,9 @@ static void usage(FILE *f)
 "  queue flush\n"
 "  link list | link show DEST | link open DEST | link close DEST\n"
 "  status\n"
+"  stats [dests=N]             counters, rings, queue, largest destinations\n"
+"  top [-n SECONDS] [-c COUNT] [-d DESTS]   stats every SECONDS (default 2)\n"
+"                              with rates; Ctrl-C ends it\n"
 "  reload | drain [status] | undrain\n"
 "  log level debug|info|warn | log debug MODULE on|off | log show\n"
 "  dir list [domains|rcpts|users|nets|prio] [prefix=P] [limit=N]\n"
@@ -784,6 +793,411 @@ static int payload_cmd(int argc, char **argv, char **line, char **body,
 	return 1;
 }
 
+/* ---- top: stats every N seconds, rates from successive samples ---- */
+
+#define TOP_DESTS 10
+
+static volatile sig_atomic_t top_stop;
+
+static void top_on_signal(int sig)
+{
+	(void)sig;
+	top_stop = 1;
+}
+
+/* jv_member - the value of key in the object at p, or NULL */
+static const char *jv_member(const char *p, const char *end, const char *key)
+{
+	struct jr j = { p, end };
+
+	jr_ws(&j);
+	if (j.p >= j.end || *j.p++ != '{')
+		return NULL;
+	jr_ws(&j);
+	if (j.p < j.end && *j.p == '}')
+		return NULL;
+	for (;;) {
+		char *k;
+		size_t kn;
+		bool hit;
+
+		jr_ws(&j);
+		if (jr_string(&j, &k, &kn) < 0)
+			return NULL;
+		hit = !strcmp(k, key);
+		free(k);
+		jr_ws(&j);
+		if (j.p >= j.end || *j.p++ != ':')
+			return NULL;
+		jr_ws(&j);
+		if (hit)
+			return j.p;
+		if (jr_value(&j, 1) < 0)
+			return NULL;
+		jr_ws(&j);
+		if (j.p >= j.end || *j.p != ',')
+			return NULL;
+		j.p++;
+	}
+}
+
+/* jv_index - element i of the array at p, or NULL */
+static const char *jv_index(const char *p, const char *end, unsigned i)
+{
+	struct jr j = { p, end };
+
+	jr_ws(&j);
+	if (j.p >= j.end || *j.p++ != '[')
+		return NULL;
+	jr_ws(&j);
+	if (j.p < j.end && *j.p == ']')
+		return NULL;
+	for (unsigned k = 0;; k++) {
+		jr_ws(&j);
+		if (k == i)
+			return j.p;
+		if (jr_value(&j, 1) < 0)
+			return NULL;
+		jr_ws(&j);
+		if (j.p >= j.end || *j.p != ',')
+			return NULL;
+		j.p++;
+	}
+}
+
+/* jv_path - follow "a.b.3.c" (numbers index arrays) from p; NULL if any
+ * step is missing */
+static const char *jv_path(const char *p, const char *end, const char *path)
+{
+	char seg[64];
+
+	while (p && *path) {
+		size_t n = strcspn(path, ".");
+
+		if (n >= sizeof(seg))
+			return NULL;
+		memcpy(seg, path, n);
+		seg[n] = 0;
+		path += n + (path[n] == '.');
+		if (seg[0] >= '0' && seg[0] <= '9')
+			p = jv_index(p, end, (unsigned)strtoul(seg, NULL, 10));
+		else
+			p = jv_member(p, end, seg);
+	}
+	return p;
+}
+
+/* a sample: the data object of one stats answer */
+struct top_sample {
+	char *resp;
+	const char *d, *end;
+};
+
+/* top_num - number at path (printf-style), or -1 when absent / null */
+static double top_num(const struct top_sample *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static double top_num(const struct top_sample *s, const char *fmt, ...)
+{
+	char path[128];
+	const char *v;
+	va_list ap;
+
+	if (!s->resp)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof(path), fmt, ap);
+	va_end(ap);
+	v = jv_path(s->d, s->end, path);
+	if (!v || (*v != '-' && (*v < '0' || *v > '9')))
+		return -1;
+	return strtod(v, NULL);
+}
+
+/* top_str - string at path into out ("" when absent) */
+static const char *top_str(const struct top_sample *s, const char *path,
+			   char *out, size_t cap)
+{
+	const char *v = s->resp ? jv_path(s->d, s->end, path) : NULL;
+	struct jr j = { v, s->end };
+	char *t;
+	size_t n;
+
+	out[0] = 0;
+	if (v && jr_string(&j, &t, &n) == 0) {
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f)
+				t[i] = '?';
+		snprintf(out, cap, "%s", t);
+		free(t);
+	}
+	return out;
+}
+
+/* top_rate - "%.1f" per second between two samples, or "-" */
+static const char *top_rate(double now, double prev, double secs, char *out,
+			    size_t cap)
+{
+	if (now < 0 || prev < 0 || secs <= 0 || now < prev)
+		snprintf(out, cap, "-");
+	else
+		snprintf(out, cap, "%.1f", (now - prev) / secs);
+	return out;
+}
+
+static const char *top_us(double us, char *out, size_t cap)
+{
+	if (us <= 0)
+		snprintf(out, cap, "-");
+	else if (us < 1000)
+		snprintf(out, cap, "%.0f us", us);
+	else if (us < 1e6)
+		snprintf(out, cap, "%.1f ms", us / 1e3);
+	else
+		snprintf(out, cap, "%.1f s", us / 1e6);
+	return out;
+}
+
+/* top_frame - one screen from sample c (p: the previous one or empty) */
+static void top_frame(const struct top_sample *c, const struct top_sample *p,
+		      unsigned n, unsigned count, double interval)
+{
+	static const char *const states[] = { "ready", "active", "deferred",
+					      "held", "hold" };
+	double secs = p->resp ? (top_num(c, "sampled_us") -
+				 top_num(p, "sampled_us")) / 1e6 : 0;
+	double up = top_num(c, "uptime_s");
+	char r[8][32], tm[32], s1[64], s2[64];
+	time_t now = (time_t)(top_num(c, "time_us") / 1e6);
+	struct tm t;
+
+	gmtime_r(&now, &t);
+	strftime(tm, sizeof(tm), "%Y-%m-%d %H:%M:%S", &t);
+	printf("sluice top  %s UTC  up %.0fd %02.0fh%02.0fm%02.0fs  every "
+	       "%.1f s  sample %u", tm, up >= 0 ? (double)((long)up / 86400) : 0,
+	       up >= 0 ? (double)((long)up / 3600 % 24) : 0,
+	       up >= 0 ? (double)((long)up / 60 % 60) : 0,
+	       up >= 0 ? (double)((long)up % 60) : 0, interval, n);
+	if (count)
+		printf("/%u", count);
+	printf("\n");
+#define RATE(i, path) top_rate(top_num(c, path), top_num(p, path), secs, \
+			       r[i], sizeof(r[i]))
+	printf("per second: accepted %s  delivered %s  deferred %s  bounced "
+	       "%s  packets rx %s tx %s  drops %s\n",
+	       RATE(0, "totals.accepted"), RATE(1, "delivery.delivered"),
+	       RATE(2, "delivery.deferred"), RATE(3, "delivery.failed"),
+	       RATE(4, "totals.rx_packets"), RATE(5, "totals.tx_packets"),
+	       RATE(6, "totals.drops"));
+	if (top_num(c, "queue.messages") >= 0) {
+		printf("queue: %.0f messages (", top_num(c, "queue.messages"));
+		for (unsigned k = 0; k < 5; k++)
+			printf("%s%s %.0f", k ? ", " : "", states[k],
+			       top_num(c, "queue.by_state.%s", states[k]));
+		printf("), jobs out %.0f; by priority",
+		       top_num(c, "queue.jobs_active"));
+		for (unsigned k = 0; k < 8; k++)
+			printf(" %u:%.0f", k, top_num(c, "queue.by_priority.%u",
+						     k));
+		printf("\ndelivery: %.1f/s over 10 s, arrival to delivered p50 "
+		       "%s p99 %s\n", top_num(c, "delivery.delivered_per_s"),
+		       top_us(top_num(c, "delivery.deliver_p99_us") > 0 ?
+			      top_num(c, "delivery.deliver_p50_us") : 0, s1,
+			      sizeof(s1)),
+		       top_us(top_num(c, "delivery.deliver_p99_us"), s2,
+			      sizeof(s2)));
+	} else {
+		printf("queue: scheduler not running\n");
+	}
+	if (top_num(c, "rings.dres") >= 0) {
+		printf("rings: prio");
+		for (unsigned k = 0; k < 8; k++)
+			printf("%c%.0f", k ? '/' : ' ',
+			       top_num(c, "rings.prio.%u", k));
+		printf(", djob");
+		for (unsigned k = 0; top_num(c, "rings.djob.%u", k) >= 0; k++)
+			printf("%c%.0f", k ? '/' : ' ',
+			       top_num(c, "rings.djob.%u", k));
+		printf(", dres %.0f, new %.0f\n", top_num(c, "rings.dres"),
+		       top_num(c, "rings.sched_new"));
+	}
+	printf("%-5s %-7s %9s %9s %6s %5s %4s %9s %6s %6s %6s %5s\n", "LCORE",
+	       "STATE", "RX/S", "TX/S", "SESS/S", "OPEN", "WAIT", "ACCEPT/S",
+	       "4XX/S", "5XX/S", "PUSH/S", "BUSY%");
+	for (unsigned k = 0; top_num(c, "lcores.%u.lcore", k) >= 0; k++) {
+		char st[16], a[6][32];
+		double dr = top_num(c, "lcores.%u.rounds", k) -
+			    top_num(p, "lcores.%u.rounds", k);
+		double db = top_num(c, "lcores.%u.busy_rounds", k) -
+			    top_num(p, "lcores.%u.busy_rounds", k);
+		double pc = 0, pp = 0;
+		static const char *const pb[] = { "ring_full", "wait_timeout",
+						  "queue_full", "store_full" };
+		bool same = p->resp && top_num(p, "lcores.%u.lcore", k) ==
+					top_num(c, "lcores.%u.lcore", k);
+		char path[64];
+
+		for (unsigned i = 0; i < 4; i++) {
+			pc += top_num(c, "lcores.%u.smtp.pushback.%s", k, pb[i]);
+			pp += same ? top_num(p, "lcores.%u.smtp.pushback.%s", k,
+					     pb[i]) : -1e18;
+		}
+		top_str(c, (snprintf(path, sizeof(path), "lcores.%u.state", k),
+			    path), st, sizeof(st));
+#define LRATE(i, f) top_rate(top_num(c, "lcores.%u." f, k), same ? \
+		top_num(p, "lcores.%u." f, k) : -1, secs, a[i], sizeof(a[i]))
+		printf("%-5.0f %-7s %9s %9s %6s %5.0f %4.0f %9s %6s %6s %6s ",
+		       top_num(c, "lcores.%u.lcore", k), st,
+		       LRATE(0, "packets.rx"), LRATE(1, "packets.tx"),
+		       LRATE(2, "smtp.sessions"),
+		       top_num(c, "lcores.%u.smtp.active", k),
+		       top_num(c, "lcores.%u.smtp.waiting", k),
+		       LRATE(3, "smtp.accepted"), LRATE(4, "smtp.replies.4xx"),
+		       LRATE(5, "smtp.replies.5xx"),
+		       top_rate(pc, pp, secs, r[7], sizeof(r[7])));
+#undef LRATE
+		if (same && dr > 0)
+			printf("%5.1f\n", 100.0 * db / dr);
+		else
+			printf("%5s\n", "-");
+	}
+#undef RATE
+	if (top_num(c, "destinations.total") < 0)
+		return;
+	printf("destinations: %.0f, largest queues:\n",
+	       top_num(c, "destinations.total"));
+	printf("  %-28s %-6s %7s %7s %6s %7s  %s\n", "DESTINATION", "LINK",
+	       "QUEUED", "HELD", "ACTIVE", "OLDEST", "LAST ERROR");
+	for (unsigned k = 0; top_num(c, "destinations.largest.%u.queued", k)
+	     >= 0; k++) {
+		char name[256], link[16], er[256], path[64], age[32];
+		double a = top_num(c, "destinations.largest.%u.oldest_age_s",
+				   k);
+
+		snprintf(path, sizeof(path), "destinations.largest.%u."
+			 "destination", k);
+		top_str(c, path, name, sizeof(name));
+		snprintf(path, sizeof(path), "destinations.largest.%u.link", k);
+		top_str(c, path, link, sizeof(link));
+		snprintf(path, sizeof(path), "destinations.largest.%u."
+			 "last_error", k);
+		top_str(c, path, er, sizeof(er));
+		if (a < 0)
+			snprintf(age, sizeof(age), "-");
+		else
+			snprintf(age, sizeof(age), "%.0fs", a);
+		printf("  %-28.28s %-6s %7.0f %7.0f %6.0f %7s  %.60s\n", name,
+		       link, top_num(c, "destinations.largest.%u.queued", k),
+		       top_num(c, "destinations.largest.%u.held", k),
+		       top_num(c, "destinations.largest.%u.active", k), age,
+		       er);
+	}
+}
+
+/* top_sleep - wait s seconds unless a signal stops us */
+static void top_sleep(double s)
+{
+	int64_t end = mono_ms() + (int64_t)(s * 1000);
+
+	while (!top_stop) {
+		int64_t left = end - mono_ms();
+
+		if (left <= 0)
+			break;
+		poll(NULL, 0, left > 200 ? 200 : (int)left);
+	}
+}
+
+/* top_main - sluicectl top [-n SECONDS] [-c COUNT] [-d DESTS] */
+static int top_main(const char *path, int argc, char **argv,
+		    unsigned timeout_s)
+{
+	double interval = 2.0;
+	unsigned long count = 0, dests = TOP_DESTS;
+	struct top_sample cur = { 0 }, prev = { 0 };
+	bool tty = isatty(STDOUT_FILENO);
+	struct sigaction sa = { .sa_handler = top_on_signal };
+	char line[64];
+	int rc = EXIT_OK;
+
+	for (int i = 0; i < argc; i++) {
+		char *e;
+
+		if (i + 1 >= argc || (strcmp(argv[i], "-n") &&
+				      strcmp(argv[i], "-c") &&
+				      strcmp(argv[i], "-d"))) {
+			err_msg("usage: top [-n SECONDS] [-c COUNT] [-d DESTS]");
+			return EXIT_USAGE;
+		}
+		errno = 0;
+		if (!strcmp(argv[i], "-n")) {
+			interval = strtod(argv[i + 1], &e);
+			if (*e || errno || !(interval >= 0.1 &&
+					     interval <= 3600)) {
+				err_msg("top -n \"%s\": seconds 0.1..3600",
+					argv[i + 1]);
+				return EXIT_USAGE;
+			}
+		} else {
+			unsigned long v = strtoul(argv[i + 1], &e, 10);
+			bool c = argv[i][1] == 'c';
+
+			if (!argv[i + 1][0] || *e || errno ||
+			    v > (c ? 1000000ul : 1000ul) || (c && v == 0)) {
+				err_msg("top %s \"%s\": a count %s", argv[i],
+					argv[i + 1], c ? "1..1000000" :
+					"0..1000");
+				return EXIT_USAGE;
+			}
+			if (c)
+				count = v;
+			else
+				dests = v;
+		}
+		i++;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	snprintf(line, sizeof(line), "stats dests=%lu\n", dests);
+	for (unsigned n = 1; !top_stop && (!count || n <= count); n++) {
+		struct answer a;
+		size_t len = 0;
+
+		rc = request(path, line, NULL, 0, timeout_s, &cur.resp, &len);
+		if (rc)
+			break;
+		if (parse_answer(cur.resp, len, &a) < 0 || !a.ok || !a.data) {
+			err_msg("stats: %s", a.ok == 0 && a.error ? a.error :
+				"sluiced sent an answer that is not valid");
+			free(a.error);
+			free(a.text);
+			rc = a.ok == 0 ? EXIT_CMD : EXIT_UNREACH;
+			break;
+		}
+		free(a.error);
+		free(a.text);
+		cur.d = a.data;
+		cur.end = a.data + a.data_n;
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		else if (n > 1)
+			fputc('\n', stdout);
+		top_frame(&cur, &prev, n, (unsigned)count, interval);
+		if (fflush(stdout) != 0) {
+			rc = EXIT_CMD;
+			break;
+		}
+		free(prev.resp);
+		prev = cur;
+		cur = (struct top_sample){ 0 };
+		if (!count || n < count)
+			top_sleep(interval);
+	}
+	free(cur.resp);
+	free(prev.resp);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sock = NULL, *config = NULL;
@@ -882,6 +1296,8 @@ int main(int argc, char **argv)
 		snprintf(path, sizeof(path), "%s", sock ? sock :
 			 CTL_DEFAULT_SOCKET);
 	}
+	if (!strcmp(argv[i], "top"))
+		return top_main(path, argc - i - 1, argv + i + 1, timeout_s);
 	if (pc == 0) {
 		line = malloc(len + 1);
 		if (!line) {

@@ -30,6 +30,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 
 #include "cfg.h"
 #include "ctl.h"
@@ -40,6 +41,7 @@
 #include "impair.h"
 #include "iolcore.h"
 #include "log.h"
+#include "metrics.h"
 #include "mstore.h"
 #include "nicprof.h"
 #include "port.h"
@@ -75,6 +77,7 @@ static struct ctl sl_ctl;
 static struct mstore sl_store;
 static struct dsched *sl_sched;
 static struct ctlsock *sl_sock;
+static struct metrics *sl_metrics;
 static struct ctlcmd_env sl_cmdenv;
 static struct tls_ctx *sl_tls_client[CFG_MAX_IO];
 static bool sl_store_open;
@@ -239,6 +242,8 @@ static void sluiced_teardown(bool eal_up)
 	if (sl_sock)
 		ctlsock_close(sl_sock);
 	sl_sock = NULL;
+	metrics_close(sl_metrics);
+	sl_metrics = NULL;
 	if (sl_store_open) {
 		mstore_stop(&sl_store);
 		dsched_free(sl_sched);
@@ -259,8 +264,10 @@ static void sluiced_teardown(bool eal_up)
 		sl_store_open = false;
 	}
 	port_close(&sl_port);
-	if (eal_up)
+	if (eal_up) {
+		rte_pdump_uninit();
 		rte_eal_cleanup();
+	}
 }
 
 /* sluiced_prepare_io - net_config and glue of each io lcore */
@@ -510,6 +517,11 @@ int main(int argc, char **argv)
 		log_fatal("rte_eal_init: %s (EAL: %s)", rte_strerror(rte_errno),
 			  line);
 	tsc_init();
+	/* dpdk-pdump attaches as a secondary process (docs/operations.md,
+	 * "Packet capture"); without it sluiced still runs */
+	if (rte_pdump_init() < 0)
+		log_warn("rte_pdump_init: %s (no packet capture with "
+			 "dpdk-pdump)", rte_strerror(rte_errno));
 	if (port_open(&sl_port, &sl_prof, &sl_cfg, err, sizeof(err)) < 0) {
 		sluiced_teardown(true);
 		log_fatal("%s", err);
@@ -553,8 +565,24 @@ int main(int argc, char **argv)
 		log_info("control socket %s%s", sl_cfg.ctl_socket, sl_sched ?
 			 ", delivery on" : ", delivery off ([delivery] enabled)");
 	}
+	if (sl_cfg.metrics_listen[0]) {
+		if (!sl_store_open)     /* lcore counters only */
+			sl_cmdenv = (struct ctlcmd_env){
+				.io = sl_io, .n_io = sl_cfg.n_io,
+				.cfg = &sl_cfg, .started_us = sluiced_unix_us(),
+			};
+		if (metrics_open(sl_cfg.metrics_listen, &sl_cmdenv,
+				 &sl_metrics, err, sizeof(err)) < 0) {
+			sluiced_stop_io(sl_cfg.n_io);
+			sluiced_teardown(true);
+			log_fatal("%s: [control] metrics_listen: %s",
+				  sl_cfg.path, err);
+		}
+		log_info("metrics on http://%s/metrics", sl_cfg.metrics_listen);
+	}
 	sl_ctl.sched = sl_sched;
 	sl_ctl.sock = sl_sock;
+	sl_ctl.metrics = sl_metrics;
 	sig = ctl_run(&sl_ctl, sl_io, sl_cfg.n_io, sl_cfg.stats_interval_s);
 
 	/* a second signal now ends the process the hard way */
