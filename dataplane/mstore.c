@@ -63,6 +63,8 @@ void mstore_log(struct mstore *m, const char *line)
 
 int mstore_auth(struct mstore *m, struct work *w)
 {
+	if (m->xdir && m->xdir->auth)
+		return m->xdir->auth(m->xdir_ctx, w);
 	return rte_ring_mp_enqueue(m->authq, w) == 0 ? 0 : -1;
 }
 
@@ -78,6 +80,30 @@ void mstore_done(struct mstore *m, struct work *w)
 	/* sized for every session of the lcore: cannot be full */
 	while (rte_ring_mp_enqueue(m->done[w->owner], w) != 0)
 		;
+}
+
+void mstore_xdone(struct mstore *m, struct mstore_xreq *q)
+{
+	/* sized for every session of the lcore: cannot be full */
+	while (rte_ring_mp_enqueue(m->xdone[q->owner], q) != 0)
+		;
+}
+
+int mstore_xdir_attach(struct mstore *m, const struct mstore_xdir_ops *ops,
+		       void *ctx, char *err, size_t errlen)
+{
+	char name[32];
+
+	for (unsigned i = 0; i < m->n_io; i++) {
+		snprintf(name, sizeof(name), "sl_xdone%u", i);
+		m->xdone[i] = mstore_ring(name, m->xdone_size, RING_F_SC_DEQ,
+					  err, errlen);
+		if (!m->xdone[i])
+			return -1;
+	}
+	m->xdir = ops;
+	m->xdir_ctx = ctx;
+	return 0;
 }
 
 /* mstore_aux_auth - verify one AUTH against the directory (slow: scrypt) */
@@ -167,6 +193,7 @@ int mstore_open(struct mstore *m, const struct cfg *c, unsigned n_io,
 
 	memset(m, 0, sizeof(*m));
 	m->n_io = n_io;
+	m->xdone_size = s->max_sessions_per_lcore * 2 + 8;
 	atomic_init(&m->aux_stop, false);
 	if (mkdir(s->state_dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "%s: [storage] state_dir: mkdir %s: %s",
@@ -265,6 +292,11 @@ int mstore_start(struct mstore *m, char *err, size_t errlen)
 		return -1;
 	}
 	m->writer_started = true;
+	if (m->xdir) {
+		if (m->xdir->start(m->xdir_ctx, err, errlen) < 0)
+			return -1;
+		m->xdir_started = true;
+	}
 	rc = pthread_create(&m->aux, NULL, mstore_aux_main, m);
 	if (rc != 0) {
 		snprintf(err, errlen, "aux thread: %s", strerror(rc));
@@ -291,6 +323,10 @@ struct stor_producer *mstore_producer(struct mstore *m, char *err,
 
 void mstore_stop(struct mstore *m)
 {
+	if (m->xdir && m->xdir_started) {
+		m->xdir->stop(m->xdir_ctx);
+		m->xdir_started = false;
+	}
 	if (m->aux_started) {
 		atomic_store(&m->aux_stop, true);
 		pthread_join(m->aux, NULL);
@@ -319,6 +355,12 @@ void mstore_close(struct mstore *m)
 		rte_ring_free(m->done[i]);
 		rte_ring_free(m->djob[i]);
 	}
+	if (m->xdir)
+		m->xdir->free(m->xdir_ctx);
+	m->xdir = NULL;
+	m->xdir_ctx = NULL;
+	for (unsigned i = 0; i < m->n_io; i++)
+		rte_ring_free(m->xdone[i]);
 	rte_ring_free(m->dres);
 	rte_ring_free(m->sched_new);
 	rte_ring_free(m->authq);

@@ -37,6 +37,7 @@
 #include "ctlcmd.h"
 #include "ctlsock.h"
 #include "dsched.h"
+#include "ldapdir.h"
 #include "eal.h"
 #include "impair.h"
 #include "iolcore.h"
@@ -332,6 +333,12 @@ static void sluiced_prepare_smtp(const struct cfg *c)
 		log_fatal("%s: %s", c->smtp.state_dir, err);
 	}
 	sl_store_open = true;
+	/* before workers and io lcores: they read the LDAP cache */
+	if (c->ldap.enabled && ldapdir_attach(&sl_store, c, err,
+					      sizeof(err)) < 0) {
+		sluiced_teardown(true);
+		log_fatal("%s", err);
+	}
 	sl_wk_own_lcores = c->n_workers > 0;
 	sl_n_wk = sl_wk_own_lcores ? c->n_workers : c->n_io;
 	for (unsigned i = 0; i < sl_n_wk; i++) {

@@ -54,6 +54,7 @@ struct smtpd_sess {
 	size_t pt_len;
 	uint8_t pt[SMTPD_PT_BUF];
 	struct work w;
+	struct mstore_xreq xq;               /* LDAP lookup while parked */
 };
 
 
@@ -147,6 +148,75 @@ static void smtpd_reject(struct smtpd *d, struct smtpd_sess *ss,
 	smtpd_answer(d, ss, code, enh, text, now);
 }
 
+/* smtpd_rcpt_xverdict - answer the pending RCPT with the external
+ * directory's verdict: found 250, not found 550 5.1.1, anything else
+ * 451 4.4.3 (never a 550 without a real negative answer) */
+static void smtpd_rcpt_xverdict(struct smtpd *d, struct smtpd_sess *ss,
+				uint8_t verdict, uint64_t now)
+{
+	const struct smtp_action *a = smtp_server_action(ss->eng);
+	const char *to = a->addr ? a->addr->addr : "";
+	const char *from = a->env ? a->env->sender.addr : "";
+	char text[400];
+
+	if (verdict == MSTORE_X_OK) {
+		d->st.rcpt_ok++;
+		smtpd_answer(d, ss, 0, NULL, NULL, now);
+	} else if (verdict == MSTORE_X_NEG) {
+		d->st.rcpt_unknown++;
+		snprintf(text, sizeof(text), "<%s>: Recipient address rejected: "
+			 "User unknown", to);
+		smtpd_reject(d, ss, "RCPT", 550, "5.1.1", text, from, to, now);
+	} else {
+		d->st.rcpt_x_unavail++;
+		snprintf(text, sizeof(text), "<%s>: Recipient address rejected: "
+			 "Directory server unavailable, try again later", to);
+		smtpd_reject(d, ss, "RCPT", 451, "4.4.3", text, from, to, now);
+	}
+}
+
+/* smtpd_rcpt_x - a recipient the external directory (LDAP) answers: a
+ * fresh cache entry at once, else the session parks until the backend's
+ * thread answers on our xdone ring (it answers within its timeout) */
+static void smtpd_rcpt_x(struct smtpd *d, struct smtpd_sess *ss,
+			 const struct smtp_action *a, uint64_t now)
+{
+	const struct mstore_xdir_ops *x = d->m->xdir;
+	const struct smtp_addr *ad = a->addr;
+	struct mstore_xreq *q = &ss->xq;
+	struct mstore_xrcpt xr;
+	int rc = EIO;
+
+	if (!d->xrd)
+		d->xrd = x->reader_new(d->m->xdir_ctx);
+	if (d->xrd && ad->len < sizeof(q->addr))
+		rc = x->cached(d->xrd, ad->addr, ad->len, now, &xr);
+	if (rc == 0 && xr.fresh) {
+		d->st.rcpt_x_hit++;
+		smtpd_rcpt_xverdict(d, ss, xr.verdict, now);
+		return;
+	}
+	if (ad->len >= sizeof(q->addr)) {
+		smtpd_rcpt_xverdict(d, ss, MSTORE_X_UNAVAIL, now);
+		return;
+	}
+	q->owner = (uint8_t)d->owner;
+	q->sess = ss;
+	q->verdict = MSTORE_X_MISS;
+	q->stale = 0;
+	q->t_us = tsc_now_us();
+	memcpy(q->addr, ad->addr, ad->len);
+	q->addr[ad->len] = '\0';
+	if (x->lookup(d->m->xdir_ctx, q) < 0) {
+		/* backend swamped: only what the cache still allows */
+		smtpd_rcpt_xverdict(d, ss, rc == 0 ? MSTORE_X_OK
+						   : MSTORE_X_UNAVAIL, now);
+		return;
+	}
+	d->st.rcpt_x_wait++;
+	ss->busy = 1;
+}
+
 /* smtpd_rcpt - directory verdict for one recipient (RCPT, io lcore) */
 static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 		       const struct smtp_action *a, uint64_t now)
@@ -176,6 +246,12 @@ static void smtpd_rcpt(struct smtpd *d, struct smtpd_sess *ss,
 		if (rc == 0 && dr.action != STOR_ACT_REJECT) {
 			d->st.rcpt_ok++;
 			smtpd_answer(d, ss, 0, NULL, NULL, now);
+			return;
+		}
+		/* not in the local directory: LDAP, if it backs the domain */
+		if (rc == MDB_NOTFOUND && d->m->xdir &&
+		    d->m->xdir->handles(d->m->xdir_ctx, dom, strlen(dom))) {
+			smtpd_rcpt_x(d, ss, a, now);
 			return;
 		}
 		if (rc == 0 || rc == MDB_NOTFOUND) {
@@ -349,7 +425,7 @@ static int smtpd_act(struct smtpd *d, struct smtpd_sess *ss, uint64_t now)
 	case SMTP_ACT_VERDICT_RCPT:
 		ss->n_rcpt++;
 		smtpd_rcpt(d, ss, a, now);
-		return 1;
+		return !ss->busy;     /* parked on an LDAP lookup */
 	case SMTP_ACT_VERDICT_AUTH:
 		ss->handling = 1;
 		smtpd_auth(d, ss, a, now);
@@ -742,6 +818,29 @@ static unsigned smtpd_done(struct smtpd *d, uint64_t now)
 	return n;
 }
 
+/* smtpd_xdone - LDAP lookups answered: the parked RCPTs go on */
+static unsigned smtpd_xdone(struct smtpd *d, uint64_t now)
+{
+	struct rte_ring *r = d->m->xdone[d->owner];
+	void *p[SMTPD_DONE_BURST];
+	unsigned n = r ? rte_ring_sc_dequeue_burst(r, p, SMTPD_DONE_BURST,
+						   NULL) : 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct mstore_xreq *q = p[i];
+		struct smtpd_sess *ss = q->sess;
+
+		ss->busy = 0;
+		if (ss->sock_gone) {
+			smtpd_sess_free(d, ss);
+			continue;
+		}
+		smtpd_rcpt_xverdict(d, ss, q->verdict, now);
+		smtpd_pump(d, ss, now);
+	}
+	return n;
+}
+
 /* smtpd_retry_waiting - sessions whose priority ring was full */
 static unsigned smtpd_retry_waiting(struct smtpd *d, uint64_t now)
 {
@@ -811,7 +910,7 @@ int smtpd_poll(void *arg, uint64_t now_us)
 {
 	struct smtpd *d = arg;
 	uint64_t now = smtpd_ms(d, now_us);
-	unsigned work = smtpd_done(d, now);
+	unsigned work = smtpd_done(d, now) + smtpd_xdone(d, now);
 
 	if (d->waiting)
 		work += smtpd_retry_waiting(d, now);
@@ -931,5 +1030,8 @@ void smtpd_free_all(struct smtpd *d)
 	if (d->rd)
 		stor_dir_reader_close(d->rd);
 	d->rd = NULL;
+	if (d->xrd)
+		d->m->xdir->reader_free(d->xrd);
+	d->xrd = NULL;
 	climit_free(&d->lim);
 }

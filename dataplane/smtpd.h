@@ -2,8 +2,10 @@
  * smtpd.h - the SMTP service of one io lcore: sessions of the sans-IO
  * server engine (smtp_server.h) over the userspace stack (net.h), with
  * STARTTLS (tls_conn.h), verdicts answered from the directory on this
- * lcore (RCPT, MAIL) or asynchronously (AUTH on the aux thread, end of
- * data through priority ring -> worker -> storage writer), and the
+ * lcore (RCPT, MAIL) or asynchronously (AUTH on the aux thread, or the
+ * LDAP thread; RCPT for an LDAP-backed domain missing from the LMDB cache
+ * parks the session until the LDAP thread answers on the xdone ring; end
+ * of data through priority ring -> worker -> storage writer), and the
  * connection policy (per-lcore session limit, per-client limits, banner
  * delay).
  *
@@ -43,6 +45,9 @@ struct smtpd_stats {
 		 push_store_full;
 	uint64_t waiting;             /* sessions waiting for a ring now */
 	uint64_t eod_to_250_us_sum, eod_to_250_n, eod_to_250_max_us;
+	/* RCPT through the external (LDAP) directory: fresh cache answers,
+	 * lookups waited for, 451 4.4.3 answers */
+	uint64_t rcpt_x_hit, rcpt_x_wait, rcpt_x_unavail;
 };
 
 struct smtpd {
@@ -54,6 +59,7 @@ struct smtpd {
 	struct smtp_server_cfg ecfg[2];   /* [0] relay ports, [1] submission */
 	struct tls_ctx *tls;
 	struct stor_dir_reader *rd;
+	void *xrd;                    /* LDAP cache reader (mstore xdir) */
 	struct climit lim;
 	struct svc_def listen[CFG_MAX_PORTS];
 	struct smtpd_sess *all, *waiting;

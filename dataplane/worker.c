@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_ring.h>
 
@@ -99,6 +100,7 @@ struct worker_res {
 	unsigned n, cap;
 	uint8_t notify;
 	struct stor_str orcpt;
+	void *xrd;            /* external (LDAP) cache reader, made on need */
 };
 
 /* worker_add - one resolved recipient with its destination */
@@ -139,8 +141,30 @@ static int worker_add(struct worker_res *r, const char *addr, size_t alen,
 	return 0;
 }
 
+/* worker_xdir - the external (LDAP) directory's cached "found" entry for
+ * addr when it backs the domain (the RCPT verdict put it in the cache);
+ * 0 with *xr, or -1 (then the domain is the destination) */
+static int worker_xdir(struct worker_res *r, const char *addr, size_t n,
+		       const char *dom, size_t dn, struct mstore_xrcpt *xr)
+{
+	const struct mstore_xdir_ops *x = r->k->m->xdir;
+	struct timespec ts;
+
+	if (!x || !x->handles(r->k->m->xdir_ctx, dom, dn))
+		return -1;
+	if (!r->xrd && !(r->xrd = x->reader_new(r->k->m->xdir_ctx)))
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (x->cached(r->xrd, addr, n, (uint64_t)ts.tv_sec * 1000 +
+		      (uint64_t)ts.tv_nsec / 1000000, xr) != 0)
+		return -1;
+	return xr->verdict == MSTORE_X_OK ? 0 : -1;
+}
+
 /* worker_resolve - directory entry of addr: aliases expand (depth
- * bounded), a route override or the domain gives the destination */
+ * bounded), a route override or the domain gives the destination; an
+ * address the local directory lacks may have LDAP forwarding or a route
+ * (mailForwardingAddress, mailHost) */
 static int worker_resolve(struct worker_res *r, const char *addr, size_t n,
 			  unsigned depth)
 {
@@ -180,6 +204,24 @@ static int worker_resolve(struct worker_res *r, const char *addr, size_t n,
 
 		return worker_add(r, addr, n, dest, (size_t)dn);
 	}
+	if (rc == MDB_NOTFOUND && r->k->m->xdir) {
+		struct mstore_xrcpt xr;   /* a copy: recursion cannot spoil it */
+
+		if (worker_xdir(r, addr, n, at + 1, (size_t)(addr + n - at - 1),
+				&xr) == 0) {
+			if (xr.naliases && depth < WORKER_ALIAS_DEPTH) {
+				for (unsigned i = 0; i < xr.naliases; i++)
+					if (worker_resolve(r, xr.alias[i],
+							   xr.alias_len[i],
+							   depth + 1) < 0)
+						return -1;
+				return 0;
+			}
+			if (xr.route)
+				return worker_add(r, addr, n, xr.route,
+						  xr.route_len);
+		}
+	}
 	return worker_add(r, addr, n, at + 1, (size_t)(addr + n - at - 1));
 }
 
@@ -218,6 +260,8 @@ static int worker_build(struct worker *k, struct work *w)
 		}
 		if (worker_resolve(&r, x->addr.addr, x->addr.len, 0) < 0) {
 			stor_dir_reader_release(k->rd);
+			if (r.xrd)
+				k->m->xdir->reader_free(r.xrd);
 			k->st.bad++;
 			worker_finish(k, w, 452, "4.5.3", "Too many recipients "
 				      "after alias expansion, or out of "
@@ -226,6 +270,8 @@ static int worker_build(struct worker *k, struct work *w)
 		}
 	}
 	stor_dir_reader_release(k->rd);
+	if (r.xrd)
+		k->m->xdir->reader_free(r.xrd);
 	memset(m, 0, sizeof(*m));
 	m->arrival_us = env->received_ms * 1000;
 	m->next_attempt_us = m->arrival_us;
