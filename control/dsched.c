@@ -144,6 +144,12 @@ struct ds_sub {
 	struct stor_sub sub;
 	TAILQ_ENTRY(ds_sub) link;
 	uint8_t kind;
+	struct ds_sub *then;         /* ENQUEUE of a notice: submitted once
+				      * the notice is committed (the original's
+				      * DELETE or its BOUNCED update) */
+	uint64_t orig;               /* ... the original message */
+	uint64_t *count;             /* counter bumped when committed */
+	bool log_removed;            /* DELETE: log "removed" when committed */
 	uint32_t nupd;
 	struct stor_rcpt_upd *upd;
 	char **strs;
@@ -182,7 +188,7 @@ struct dsched {
 	uint32_t lat_n, lat_i;
 	uint64_t rate_t[DS_RATE_N], rate_v[DS_RATE_N];
 	uint32_t rate_i;
-	uint64_t next_tick_us;
+	uint64_t next_tick_us, next_expire_us;
 	struct dsched_status st;         /* counters part */
 };
 
@@ -368,8 +374,9 @@ static void ds_submit(struct dsched *s, struct ds_sub *x)
 	TAILQ_INSERT_TAIL(&s->backlog, x, link);
 }
 
-static void ds_sub_update(struct dsched *s, struct ds_msg *m, uint64_t now,
-			  struct ds_sub *x)
+/* ds_sub_update_prep - x becomes m's UPDATE (counted as uncommitted) */
+static void ds_sub_update_prep(struct ds_msg *m, uint64_t now,
+			       struct ds_sub *x)
 {
 	x->sub.op = STOR_OP_UPDATE;
 	x->sub.qid = m->qid;
@@ -378,6 +385,12 @@ static void ds_sub_update(struct dsched *s, struct ds_msg *m, uint64_t now,
 	x->sub.u.upd.nupd = x->nupd;
 	x->sub.u.upd.upd = x->upd;
 	m->unc++;
+}
+
+static void ds_sub_update(struct dsched *s, struct ds_msg *m, uint64_t now,
+			  struct ds_sub *x)
+{
+	ds_sub_update_prep(m, now, x);
 	ds_submit(s, x);
 }
 
@@ -420,6 +433,29 @@ static void ds_persist_dest(struct dsched *s, struct ds_dest *d)
 
 static void ds_load(struct dsched *s, uint64_t qid, uint64_t now);
 static struct ds_msg *ds_msg_find(const struct dsched *s, uint64_t qid);
+static void ds_reschedule(struct dsched *s, struct ds_msg *m, uint64_t next);
+static uint32_t ds_backoff_s(const struct dsched *s, uint32_t attempt);
+
+/* ds_notice_failed - a notice was not stored (queue full, write error):
+ * its original keeps the failed recipients (state 2, notice owed) and is
+ * tried again after the first retry step; nothing is deleted */
+static void ds_notice_failed(struct dsched *s, struct ds_sub *x)
+{
+	struct ds_msg *m = ds_msg_find(s, x->orig);
+	uint64_t now = ds_now();
+
+	if (x->then->kind == DS_SUB_UPDATE && m && m->unc)
+		m->unc--;
+	ds_sub_free(x->then);
+	x->then = NULL;
+	if (!m) {
+		ds_load(s, x->orig, now);
+		m = ds_msg_find(s, x->orig);
+	}
+	if (m && !m->in_round && !m->hold)
+		ds_reschedule(s, m, now + (uint64_t)ds_backoff_s(s, 1) *
+			      1000000u);
+}
 
 static int ds_poll_commits(struct dsched *s)
 {
@@ -436,9 +472,21 @@ static int ds_poll_commits(struct dsched *s)
 			log_warn("scheduler: queue write (op %u) for %s failed: "
 				 "%s", x->sub.op, stor_qid_format(x->sub.qid, q),
 				 stor_strerror(done[i]->result));
+			if (x->then)
+				ds_notice_failed(s, x);
 		} else if (x->kind == DS_SUB_ENQUEUE) {
 			ds_load(s, x->sub.qid, ds_now());
+			if (x->then)
+				ds_submit(s, x->then);
+		} else if (x->kind == DS_SUB_DELETE && x->log_removed) {
+			char q[STOR_QID_TEXT + 1], line[MLOG_LINE_MAX];
+
+			mlog_event(line, sizeof(line),
+				   stor_qid_format(x->sub.qid, q), "removed");
+			ds_log(s, line);
 		}
+		if (done[i]->result == 0 && x->count)
+			(*x->count)++;
 		if (x->kind == DS_SUB_UPDATE) {
 			/* committed or failed: the round may read LMDB */
 			struct ds_msg *m = ds_msg_find(s, x->sub.qid);
@@ -836,7 +884,8 @@ static void ds_dest_of(struct dsched *s, const char *addr, char *out,
  * the reader's snapshot must hold mm. 0 or -1 */
 static int ds_notice(struct dsched *s, struct ds_msg *m,
 		     const struct stor_msg *mm, const struct dsn_rcpt *dr,
-		     unsigned n, uint64_t now)
+		     unsigned n, uint64_t now, struct ds_sub *then,
+		     uint64_t *count)
 {
 	struct dsn_in in = { 0 };
 	struct ds_sub *x;
@@ -905,6 +954,9 @@ static int ds_notice(struct dsched *s, struct ds_msg *m,
 		 stor_qid_format(x->sub.qid, bq));
 	mlog_event(line, sizeof(line), stor_qid_format(m->qid, qtxt), what);
 	ds_log(s, line);
+	x->then = then;
+	x->orig = m->qid;
+	x->count = count;
 	ds_submit(s, x);
 	return 0;
 }
@@ -935,6 +987,36 @@ static void ds_status_of(const char *enh, int code, char *out, size_t cap)
 }
 
 /* ---- rounds ---- */
+
+/* ds_next_attempt - now + the next backoff step, not past expiry; the
+ * held sentinel for an operator hold */
+static uint64_t ds_next_attempt(const struct dsched *s,
+				const struct ds_msg *m, uint64_t now)
+{
+	uint64_t next = now + (uint64_t)ds_backoff_s(s, m->attempts) *
+			1000000u;
+	uint64_t end = m->arrival_us + s->d->max_lifetime_s * 1000000u;
+
+	if (m->hold)
+		return DS_HOLD;
+	if (next > end)
+		next = end > now ? end : now;
+	return next;
+}
+
+/* ds_delete_sub - the DELETE of m (not submitted); NULL out of memory */
+static struct ds_sub *ds_delete_sub(const struct ds_msg *m)
+{
+	struct ds_sub *d = ds_sub_new(DS_SUB_DELETE, 0);
+
+	if (d) {
+		d->sub.op = STOR_OP_DELETE;
+		d->sub.qid = m->qid;
+		d->log_removed = true;
+	}
+	return d;
+}
+
 
 static void ds_round_end(struct dsched *s, struct ds_msg *m, uint64_t now);
 
@@ -1030,8 +1112,8 @@ static void ds_delay_notice(struct dsched *s, struct ds_msg *m,
 		};
 		n++;
 	}
-	if (n && ds_notice(s, m, mm, dr, n, now) == 0)
-		s->st.delay_notices++;
+	if (n)
+		ds_notice(s, m, mm, dr, n, now, NULL, &s->st.delay_notices);
 }
 
 /* ds_round - start a round for due message m */
@@ -1128,47 +1210,64 @@ static void ds_round(struct dsched *s, struct ds_msg *m, uint64_t now)
 		ds_round_end(s, m, now);
 }
 
-/* ds_round_end - notices for failures, then delete or reschedule */
+/* ds_round_end - notices for failures, then delete or reschedule. The
+ * original's DELETE (nothing pending) or its update marking the failed
+ * recipients bounced is submitted only after the notice is committed
+ * (ds_sub.then), so a notice the queue refuses is never lost */
 static void ds_round_end(struct dsched *s, struct ds_msg *m, uint64_t now)
 {
 	struct stor_msg mm;
-	struct ds_sub *x;
+	struct ds_sub *x = NULL, *notice_then;
 	uint32_t pending = 0, nf = 0;
-	char q[STOR_QID_TEXT + 1], line[MLOG_LINE_MAX];
+	unsigned n = 0;
 	int rc;
 
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		pending += m->r[i].state == STOR_RCPT_PENDING;
 		nf += m->r[i].state == STOR_RCPT_FAILED;
 	}
+	if (pending) {
+		/* this round counts; an operator hold is not an attempt */
+		if (!m->hold)
+			m->attempts++;
+		m->next_us = ds_next_attempt(s, m, now);
+	}
 	if (nf) {
 		struct dsn_rcpt *dr = calloc(nf, sizeof(*dr));
 		char (*st)[16] = calloc(nf, sizeof(*st));
 		char (*addr)[512] = calloc(nf, sizeof(*addr));
 		char (*orcpt)[512] = calloc(nf, sizeof(*orcpt));
-		unsigned n = 0;
+		char (*remote)[80] = calloc(nf, sizeof(*remote));
+		char (*xdiag)[DJOB_TEXT + 64] = calloc(nf, sizeof(*xdiag));
 
 		x = ds_sub_new(DS_SUB_UPDATE, nf);
 		rc = ds_meta(s, m->qid, &mm);
-		if (rc == 0 && dr && st && addr && orcpt && x) {
+		if (rc == 0 && dr && st && addr && orcpt && remote && xdiag &&
+		    x) {
 			for (uint32_t i = 0; i < m->nrcpt; i++) {
 				struct ds_rcpt *r = &m->r[i];
 				const struct stor_rcpt *sr = &mm.rcpt[i];
+				const char *diag = r->diag;
 
 				if (r->state != STOR_RCPT_FAILED)
 					continue;
-				x->upd[x->nupd++] = (struct stor_rcpt_upd){ i,
-					STOR_RCPT_BOUNCED, { r->diag ? r->diag
-					: "", r->diag ? (uint32_t)strlen(r->diag)
+				x->strs[x->nupd] = r->diag ? strdup(r->diag)
+							   : NULL;
+				x->upd[x->nupd] = (struct stor_rcpt_upd){ i,
+					STOR_RCPT_BOUNCED, { x->strs[x->nupd] ?
+					x->strs[x->nupd] : "", x->strs[x->nupd]
+					? (uint32_t)strlen(x->strs[x->nupd])
 					: 0 } };
+				x->nupd++;
+				x->nstrs = x->nupd;
 				r->state = STOR_RCPT_BOUNCED;
 				if (!r->notice)
 					continue;
 				/* status: the enhanced code the diag starts
 				 * with ("550 5.1.1 ..." or "4.4.7 ...") */
 				snprintf(st[n], sizeof(st[n]), "5.0.0");
-				if (r->diag) {
-					const char *e = r->diag;
+				if (diag) {
+					const char *e = diag;
 
 					if (e[0] >= '2' && e[0] <= '5' &&
 					    e[3] == ' ')
@@ -1176,6 +1275,31 @@ static void ds_round_end(struct dsched *s, struct ds_msg *m, uint64_t now)
 					if (e[0] >= '2' && e[0] <= '5' &&
 					    e[1] == '.')
 						sscanf(e, "%15[0-9.]", st[n]);
+					/* expiry: Diagnostic-Code is the last
+					 * SMTP reply, with why we gave up */
+					if (diag[0] >= '2' && diag[0] <= '5' &&
+					    diag[1] == '.') {
+						const char *lr = strstr(diag,
+							"; last reply: ");
+
+						if (lr) {
+							snprintf(xdiag[n],
+								 sizeof(xdiag[n]),
+								 "%s (gave up: "
+								 "message expired)",
+								 lr + 14);
+							diag = xdiag[n];
+						}
+					}
+				}
+				if (r->remote) {
+					/* Remote-MTA is a host, not host:port */
+					snprintf(remote[n], sizeof(remote[n]),
+						 "%s", r->remote);
+					char *c = strrchr(remote[n], ':');
+
+					if (c)
+						*c = '\0';
 				}
 				dr[n] = (struct dsn_rcpt){
 					.addr = ds_cstr(sr->addr, addr[n],
@@ -1184,68 +1308,84 @@ static void ds_round_end(struct dsched *s, struct ds_msg *m, uint64_t now)
 						ds_cstr(sr->orcpt, orcpt[n],
 							sizeof(orcpt[n])) : NULL,
 					.action = DSN_FAILED, .status = st[n],
-					.remote_mta = r->remote,
-					.diag = r->diag,
+					.remote_mta = r->remote ? remote[n]
+								: NULL,
+					.diag = diag,
 					.last_attempt_us = now,
 				};
 				n++;
 			}
-			if (n && ds_notice(s, m, &mm, dr, n, now) == 0)
-				s->st.bounces++;
+		} else if (x) {
+			ds_sub_free(x);    /* try again next round */
+			x = NULL;
 		}
-		stor_reader_end(s->rd);
-		/* the update keeps pointers into m->r: submit it only when
-		 * the message is not freed below */
-		if (x && pending == 0) {
-			ds_sub_free(x);
+		/* the original's follow-up, then the notice that gates it */
+		notice_then = NULL;
+		if (pending == 0) {
+			if (x)
+				ds_sub_free(x);
 			x = NULL;
 		} else if (x) {
-			/* strings are copied: m->r may go before the commit */
-			for (uint32_t i = 0; i < x->nupd; i++) {
-				x->strs[i] = ds_strndup(x->upd[i].reply.p,
-							x->upd[i].reply.n);
-				x->upd[i].reply.p = x->strs[i] ? x->strs[i] : "";
-				if (!x->strs[i])
-					x->upd[i].reply.n = 0;
-			}
-			x->nstrs = x->nupd;
+			ds_sub_update_prep(m, now, x);
 		}
+		if (n) {
+			if (pending == 0)
+				notice_then = ds_delete_sub(m);
+			else
+				notice_then = x;
+			if (ds_notice(s, m, &mm, dr, n, now, notice_then,
+				      &s->st.bounces) == 0) {
+				if (pending)
+					x = NULL;   /* goes with the notice */
+				else
+					notice_then = NULL;
+			} else if (pending == 0) {
+				/* no notice can be built: do not loop */
+				ds_submit(s, notice_then);
+				notice_then = NULL;
+			}
+			if (pending == 0 && notice_then)
+				ds_sub_free(notice_then);
+		}
+		stor_reader_end(s->rd);
 		free(dr);
 		free(st);
 		free(addr);
 		free(orcpt);
-	} else {
-		x = NULL;
+		free(remote);
+		free(xdiag);
+		if (pending == 0 && (n == 0 || rc != 0)) {
+			struct ds_sub *d = ds_delete_sub(m);
+
+			if (rc != 0) {
+				/* metadata unreadable: keep it, retry */
+				ds_sub_free(d);
+				ds_round_free(m);
+				ds_reschedule(s, m, now + 1000000);
+				return;
+			}
+			if (d)
+				ds_submit(s, d);
+		}
+	} else if (pending == 0) {
+		struct ds_sub *d = ds_delete_sub(m);
+
+		if (d)
+			ds_submit(s, d);
 	}
 	if (pending == 0) {
-		x = ds_sub_new(DS_SUB_DELETE, 0);
-		if (x) {
-			x->sub.op = STOR_OP_DELETE;
-			x->sub.qid = m->qid;
-			ds_submit(s, x);
-		}
-		mlog_event(line, sizeof(line), stor_qid_format(m->qid, q),
-			   "removed");
-		ds_log(s, line);
-		ds_msg_free(s, m);
+		ds_msg_free(s, m);       /* "removed" is logged at commit */
 		return;
 	}
-	/* retry later: the next step of the backoff, not past expiry */
-	{
-		uint64_t next = now + (uint64_t)ds_backoff_s(s, m->attempts + 1)
-			* 1000000u;
-		uint64_t end = m->arrival_us + s->d->max_lifetime_s * 1000000u;
-		struct ds_sub *u = x ? x : ds_sub_new(DS_SUB_UPDATE, 0);
+	/* retry later (m->next_us set above) */
+	ds_round_free(m);
+	if (!m->hold)
+		ds_reschedule(s, m, m->next_us);
+	if (x) {                          /* prepared above, not gated */
+		ds_submit(s, x);
+	} else if (nf == 0 || n == 0) {
+		struct ds_sub *u = ds_sub_new(DS_SUB_UPDATE, 0);
 
-		if (next > end)
-			next = end > now ? end : now;
-		m->attempts++;
-		ds_round_free(m);
-		if (m->hold) {
-			m->next_us = DS_HOLD;
-		} else {
-			ds_reschedule(s, m, next);
-		}
 		if (u)
 			ds_sub_update(s, m, now, u);
 	}
@@ -1574,11 +1714,12 @@ static void ds_result(struct dsched *s, struct djob *j, uint64_t now)
 		mlog_delivery(line, sizeof(line), q,
 			      ds_cstr(mm.rcpt[k].addr, to, sizeof(to)),
 			      j->relay, (double)(now - m->arrival_us) / 1e6,
-			      dsn, status, reply + 4);
+			      dsn, status, reply);
 		ds_log(s, line);
 	}
-	if (nrel && ds_notice(s, m, &mm, relayed, nrel, now) == 0)
-		s->st.relayed_notices++;
+	if (nrel)
+		ds_notice(s, m, &mm, relayed, nrel, now, NULL,
+			  &s->st.relayed_notices);
 	stor_reader_end(s->rd);
 	ds_job_free(j);
 	if (x->nupd)
@@ -1665,8 +1806,10 @@ static void ds_tick(struct dsched *s, uint64_t now)
 	if (now < s->next_tick_us)
 		return;
 	s->next_tick_us = now + 1000000;
-	if (s->rate_i % 10 == 0)
+	if (now >= s->next_expire_us) {
+		s->next_expire_us = now + 10 * 1000000ull;
 		ds_expire_down(s, now);
+	}
 	s->rate_i = (s->rate_i + 1) % DS_RATE_N;
 	s->rate_t[s->rate_i] = now;
 	s->rate_v[s->rate_i] = s->st.delivered;

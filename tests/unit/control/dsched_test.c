@@ -63,6 +63,7 @@ struct h {
 	struct stor_reader *rd;
 	bool open;
 	bool slow_commit;     /* [storage] lab_commit_delay_ms = 300 */
+	const char *storage;  /* more [storage] lines */
 };
 
 static uint64_t wall_us(void)
@@ -123,10 +124,11 @@ static void h_start(struct h *h, const char *delivery)
 		 "[interface]\naddress = 10.0.0.1/24\n"
 		 "[smtp]\nhostname = mx.sluice.test\nnotify_priority = %d\n"
 		 "[storage]\nstate_dir = %s/state\ndurability = unsafe-nosync\n"
-		 "map_size_mb = 64\n%s"
+		 "map_size_mb = 64\n%s%s"
 		 "[delivery]\nretry_schedule = 1s,2s\n%s",
 		 NOTIFY_PRIO, h->dir,
 		 h->slow_commit ? "lab_commit_delay_ms = 300\n" : "",
+		 h->storage ? h->storage : "",
 		 delivery ? delivery : "");
 	f = fopen(h->conf, "w");
 	assert_non_null(f);
@@ -1203,6 +1205,96 @@ static int eal_down(void **st)
 	return 0;
 }
 
+/* fill_op - one submission through the test's producer; its result */
+static int fill_op(struct h *h, struct stor_sub *s)
+{
+	struct stor_sub *done = NULL;
+	uint64_t end = mono_ms() + WAIT_MS;
+
+	assert_int_equal(stor_producer_submit(h->p, s), 0);
+	while (stor_producer_poll(h->p, &done, 1) == 0) {
+		assert_true(mono_ms() < end);
+		stor_producer_wait(h->p, 10000);
+	}
+	assert_ptr_equal(done, s);
+	return s->result;
+}
+
+/* 15: a notice the queue refuses (above its high watermark) is not
+ * lost: the original stays with the recipient failed (notice owed, state
+ * 2) and is not deleted; once there is room the notice goes out and only
+ * then is the original deleted */
+static void notice_waits_for_room(void **st)
+{
+	static uint8_t big[100 * 1024];
+	struct h *h = *st;
+	struct stor_rcpt fr = { .addr = STOR_STR("f@hold.test"),
+				.dest = STOR_STR("hold.test") };
+	struct stor_msg fm = { .sender = STOR_STR("f@sender.test"),
+			       .client = STOR_STR("filler"), .nrcpt = 1,
+			       .rcpt = &fr };
+	struct iovec iov = { big, sizeof(big) };
+	uint64_t qid, fill[1024], nq;
+	unsigned nfill = 0;
+	struct qmsg q;
+	struct djob *j;
+	char *body;
+
+	memset(big, 'x', sizeof(big));
+	h->storage = "high_watermark = 0.05\n";     /* about 3 MB of 64 */
+	h_start(h, NULL);
+	qid = enqueue(h, 4, SENDER, AB, 1);
+	j = job_take(h, WAIT_MS);
+	assert_non_null(j);
+	/* fill the queue up to its watermark, with ever smaller messages
+	 * so that even a small notice no longer fits */
+	for (size_t sz = sizeof(big); sz >= 100; sz /= 10) {
+		iov.iov_len = sz;
+		for (;;) {
+			struct stor_sub s = { .op = STOR_OP_ENQUEUE };
+
+			fm.arrival_us = fm.next_attempt_us = wall_us() +
+							     3600000000ull;
+			s.qid = stor_queue_new_qid(h->m.q);
+			s.u.enq.msg = &fm;
+			s.u.enq.iov = &iov;
+			s.u.enq.iovcnt = 1;
+			if (fill_op(h, &s) != 0)
+				break;
+			assert_true(nfill < 1024);
+			fill[nfill++] = s.qid;
+		}
+	}
+	assert_true(nfill > 0);
+	assert_true(stor_queue_full(h->m.q));
+	rcpt_result(j, 0, 550, "5.1.1", "no such user");
+	job_done(h, j, DJOB_OK, 550, "5.1.1", "no such user");
+	/* the refused notice leaves the original in place, failed */
+	assert_true(POLL_UNTIL(h, q_msg(h, qid, &q) &&
+			       q.r[0].state == STOR_RCPT_FAILED, WAIT_MS));
+	settle(h);
+	for (int i = 0; i < 200; i++) {
+		dsched_poll(h->s, 0);
+		usleep(1000);
+	}
+	assert_true(q_msg(h, qid, &q));
+	assert_int_equal(q.r[0].state, STOR_RCPT_FAILED);
+	assert_int_equal(status(h).bounces, 0);
+	/* make room: the next round (first retry step, 1 s) sends it */
+	for (unsigned i = 0; i < nfill; i++) {
+		struct stor_sub s = { .op = STOR_OP_DELETE, .qid = fill[i] };
+
+		assert_int_equal(fill_op(h, &s), 0);
+	}
+	assert_true(POLL_UNTIL(h, !q_has(h, qid), 3 * WAIT_MS));
+	settle(h);
+	body = notice_of(h, &nq);
+	has(body, "Final-Recipient: rfc822; a@relay.test\r\nAction: failed\r\n"
+		  "Status: 5.1.1\r\n");
+	free(body);
+	assert_int_equal(status(h).bounces, 1);
+}
+
 #define CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1222,6 +1314,7 @@ int main(void)
 		CASE(max_active_one),
 		CASE(not_attempted_stays_pending),
 		CASE(retry_before_commit_no_duplicate),
+		CASE(notice_waits_for_room),
 	};
 	return cmocka_run_group_tests(tests, eal_up, eal_down);
 }
