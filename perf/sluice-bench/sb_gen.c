@@ -213,12 +213,14 @@ static void print_summary(const struct gen_cfg *cfg, const struct gen_stats *st,
 		      " when a session actually began it, which is what a closed loop would report)\n", f);
 }
 
-static void write_json(const struct gen_cfg *cfg, const struct gen_stats *st, double secs, const char *size)
+static void write_json(const struct gen_cfg *cfg, const struct gen_stats *st, double secs, const char *size,
+		       uint64_t wall0)
 {
 	FILE *f = fopen(cfg->json, "w");
 	if (!f)
 		sb_die("--json %s: %m", cfg->json);
-	fprintf(f, "{\"tool\":\"sluice-bench\",\"mode\":\"gen\",\"run_id\":");
+	fprintf(f, "{\"tool\":\"sluice-bench\",\"mode\":\"gen\",\"start_unix_us\":%llu,\"run_id\":",
+		(unsigned long long)wall0);
 	sb_json_str(f, cfg->run_id);
 	fprintf(f, ",\"config\":{\"server\":");
 	sb_json_str(f, cfg->server_str);
@@ -384,7 +386,7 @@ int sb_gen_main(int argc, char **argv)
 	print_summary(&cfg, &tot, secs);
 	fflush(stdout);
 	if (cfg.json)
-		write_json(&cfg, &tot, secs, size);
+		write_json(&cfg, &tot, secs, size, wall0);
 	for (unsigned i = 0; i < J; i++)
 		sb_series_free(&w[i].st.series);
 	sb_series_free(&tot.series);

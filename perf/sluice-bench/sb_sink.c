@@ -67,7 +67,7 @@ static struct sink_cfg cfg;
 static uint64_t arrivals;           /* atomic: arrival order, for --stall-at */
 static uint64_t accepted_total;     /* atomic: for --count */
 static volatile sig_atomic_t stop_flag;
-static uint64_t t_start;
+static uint64_t t_start, t_start_wall;
 static uint64_t stall_until;        /* atomic: end of the --stall-at pause */
 static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -790,10 +790,12 @@ static void write_json(const struct sink_stats *st, double secs)
 	FILE *f = fopen(cfg.json, "w");
 	if (!f)
 		sb_die("--json %s: %m", cfg.json);
-	fprintf(f, "{\"tool\":\"sluice-bench\",\"mode\":\"sink\",\"port\":%u,\"elapsed_s\":%.6f,"
+	fprintf(f, "{\"tool\":\"sluice-bench\",\"mode\":\"sink\",\"start_unix_us\":%llu,"
+		"\"port\":%u,\"elapsed_s\":%.6f,"
 		"\"connections\":%llu,\"messages\":{\"received\":%llu,\"accepted\":%llu,\"deferred\":%llu,"
 		"\"rejected\":%llu},\"bytes\":%llu,\"msgs_per_s\":%.3f,\"mb_per_s\":%.4f,\"replies\":{",
-		ntohs(cfg.listen.sin_port), secs, (unsigned long long)st->conns,
+		(unsigned long long)t_start_wall, ntohs(cfg.listen.sin_port), secs,
+		(unsigned long long)st->conns,
 		(unsigned long long)st->received, (unsigned long long)st->accepted,
 		(unsigned long long)st->deferred, (unsigned long long)st->rejected,
 		(unsigned long long)st->bytes, st->accepted / secs, st->bytes / secs / 1e6);
@@ -859,6 +861,7 @@ int sb_sink_main(int argc, char **argv)
 	}
 	fprintf(stderr, "sluice-bench sink: listening on port %u\n", ntohs(cfg.listen.sin_port));
 	t_start = sb_now_us();
+	t_start_wall = sb_wall_us();
 	for (unsigned i = 0; i < cfg.threads; i++)
 		if (pthread_create(&th[i].th, NULL, thread_main, &th[i]) != 0)
 			sb_die("pthread_create failed");

@@ -10,6 +10,7 @@ Every process is bounded (--count/--duration and a subprocess timeout) and
 stopped by its own PID.
 """
 import json
+import shutil
 import os
 import signal
 import socket
@@ -252,6 +253,27 @@ def case_stall():
           'closed loop: p99 < 100 ms although the server stalled 1 s (max %s)' % ms(cl['max_us']))
 
 
+def case_plot():
+    """perf/plot.py turns a gen and a sink JSON into two PNGs"""
+    s = Sink('--verify')
+    rc, g, _ = gen(s.port, '-n', '300', '-c', '2', '--rate', '300')
+    s.stop()
+    check(rc == 0, 'gen run for the plot')
+    here = os.path.dirname(os.path.abspath(__file__))
+    plot = os.path.join(here, '..', '..', 'perf', 'plot.py')
+    gj = sorted((f for f in os.listdir(TMP) if f.startswith('gen')), key=lambda f: os.path.getmtime(os.path.join(TMP, f)))[-1]
+    sj = sorted((f for f in os.listdir(TMP) if f.startswith('sink')), key=lambda f: os.path.getmtime(os.path.join(TMP, f)))[-1]
+    prefix = os.path.join(TMP, 'plot')
+    r = subprocess.run(['/usr/bin/python3', plot, '-o', prefix, os.path.join(TMP, gj), os.path.join(TMP, sj)],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, 'plot.py exit 0 %s' % r.stderr.strip()[-300:])
+    for kind in ('throughput', 'latency'):
+        with open('%s-%s.png' % (prefix, kind), 'rb') as f:
+            data = f.read()
+        check(data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 10000,
+              '%s-%s.png is a PNG of %d bytes' % (prefix, kind, len(data)))
+
+
 CASES = {n[5:]: f for n, f in sorted(globals().items()) if n.startswith('case_')}
 
 
@@ -272,6 +294,10 @@ def main(argv):
             print('FAIL %s: %s: %s' % (n, type(e).__name__, e))
             failed.append(n)
     print('%d of %d cases passed' % (len(names) - len(failed), len(names)))
+    if not failed:
+        shutil.rmtree(TMP, ignore_errors=True)
+    else:
+        print('files kept in', TMP)
     return 1 if failed else 0
 
 
