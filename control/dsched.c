@@ -1663,6 +1663,10 @@ static void ds_result(struct dsched *s, struct djob *j, uint64_t now)
 			text = tmp ? j->text : "recipient not attempted";
 		}
 		ds_status_of(enh, code, dsn, sizeof(dsn));
+		/* the reply text keeps its enhanced code: do not repeat it */
+		if (enh[0] && strncmp(text, enh, strlen(enh)) == 0 &&
+		    text[strlen(enh)] == ' ')
+			text += strlen(enh) + 1;
 		snprintf(reply, sizeof(reply), "%d %s %s", code, dsn, text);
 		if (code >= 200 && code < 300) {
 			state = STOR_RCPT_DELIVERED;
