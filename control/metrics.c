@@ -1128,8 +1128,16 @@ int metrics_open(const char *addr, const struct ctlcmd_env *env,
 	return 0;
 }
 
+/* metrics_drop - close and free the slot; input not read yet is read
+ * away first (bounded) so the close does not turn into a RST that could
+ * cost the client the end of our answer */
 static void metrics_drop(struct metrics_client *k)
 {
+	char sink[4096];
+
+	for (int i = 0; i < 16; i++)
+		if (recv(k->fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
+			break;
 	close(k->fd);
 	k->fd = -1;
 	free(k->out);

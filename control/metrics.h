@@ -17,7 +17,7 @@
  * escaped (\\, \", \n). The family list is metrics_families().
  *
  * The endpoint: a kernel TCP socket ([control] metrics_listen, default
- * 127.0.0.1:9464, empty = off) served by a non-blocking reactor poller
+ * 127.0.0.1:9464, "off" = none) served by a non-blocking reactor poller
  * on the control thread. HTTP/1.0 and 1.1 requests: GET /metrics (query
  * string ignored) answers 200 with the exposition; other paths 404;
  * other methods 405; a request head larger than METRICS_REQ_MAX or a

@@ -879,7 +879,7 @@ static const char *jv_path(const char *p, const char *end, const char *path)
 		memcpy(seg, path, n);
 		seg[n] = 0;
 		path += n + (path[n] == '.');
-		if (seg[0] >= '0' && seg[0] <= '9')
+		if (n && strspn(seg, "0123456789") == n)   /* "3", not "4xx" */
 			p = jv_index(p, end, (unsigned)strtoul(seg, NULL, 10));
 		else
 			p = jv_member(p, end, seg);
@@ -1119,7 +1119,7 @@ static int top_main(const char *path, int argc, char **argv,
 	char line[64];
 	int rc = EXIT_OK;
 
-	for (int i = 0; i < argc; i++) {
+	for (int i = 0; i < argc; i += 2) {
 		char *e;
 
 		if (i + 1 >= argc || (strcmp(argv[i], "-n") &&
@@ -1153,7 +1153,6 @@ static int top_main(const char *path, int argc, char **argv,
 			else
 				dests = v;
 		}
-		i++;
 	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);

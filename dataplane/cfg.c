@@ -797,10 +797,12 @@ int cfg_load(const char *path, const char *default_profile_dir,
 	}
 	cfgval_str(&v, "control", "metrics_listen", "127.0.0.1:9464",
 		   c->metrics_listen, sizeof(c->metrics_listen));
+	if (strcmp(c->metrics_listen, "off") == 0)   /* no endpoint */
+		c->metrics_listen[0] = 0;
 	if (!v.failed && c->metrics_listen[0] &&
 	    !cfg_ipv4_port_ok(c->metrics_listen))
 		cfgval_fail(&v, "[control] metrics_listen: \"%s\" is not "
-			    "IPv4:PORT (e.g. 127.0.0.1:9464; empty = off)",
+			    "IPv4:PORT (e.g. 127.0.0.1:9464) or off",
 			    c->metrics_listen);
 out:
 	return cfgval_close(&v, err, errlen);

@@ -461,6 +461,23 @@ static int tele_deliver_counters(const char *cmd, const char *params,
 	TD(waiting); TD(active); TD(done_pending); TD(conns); TD(conns_idle);
 #undef TD
 	rte_tel_data_add_dict_u64(d, "dres_full", dres_full);
+	/* ring depths (rte_ring_count is safe from any thread): jobs
+	 * waiting for the lcores counted above, results and newly committed
+	 * messages waiting for the scheduler */
+	if (tele.m) {
+		uint64_t djob = 0;
+
+		for (unsigned i = 0; i < tele.n_io; i++)
+			if (tele.io[i].delivery && tele.m->djob[i] &&
+			    (one < 0 || (unsigned)one == i))
+				djob += rte_ring_count(tele.m->djob[i]);
+		rte_tel_data_add_dict_u64(d, "ring/djob/depth", djob);
+		rte_tel_data_add_dict_u64(d, "ring/dres/depth", tele.m->dres ?
+					  rte_ring_count(tele.m->dres) : 0);
+		rte_tel_data_add_dict_u64(d, "ring/sched_new/depth",
+					  tele.m->sched_new ?
+					  rte_ring_count(tele.m->sched_new) : 0);
+	}
 	tele_end();
 	return 0;
 }
@@ -505,9 +522,11 @@ void tele_init(const struct cfg *c, const struct nicprof *prof,
 	rte_telemetry_register_cmd("/sluice/info", tele_info,
 		"sluiced version, config, port, address and lcores");
 	rte_telemetry_register_cmd("/sluice/deliver/counters",
-		tele_deliver_counters, "Delivery jobs, results, connections "
-		"(reuse, failures, TLS) summed over io lcores; parameter: an "
-		"io lcore id for one lcore");
+		/* help: at most RTE_TEL_MAX_STRING_LEN - 1 bytes, else the
+		 * command is not registered */
+		tele_deliver_counters, "Delivery jobs, results, connections, "
+		"ring depths, summed over io lcores; parameter: an io lcore id "
+		"for one lcore");
 }
 
 void tele_shutdown(void)
