@@ -14,7 +14,8 @@
  *   ready set    one binary heap per priority ordered by (next attempt,
  *                qid); due messages are taken priority 0 first
  *   destinations rte_hash name -> struct ds_dest: link state, failures,
- *                backoff, rate tokens, route cache, and per-priority FIFOs
+ *                backoff, rate tokens, route cache (60 s, with the
+ *                directory's `limit` entry), and per-priority FIFOs
  *                of parts (the recipients of one message for this
  *                destination) waiting for a slot or for the link: the
  *                holding queue
@@ -122,12 +123,13 @@ struct ds_dest {
 	TAILQ_ENTRY(ds_dest) runq;
 	double tokens;
 	uint64_t tok_us;
-	/* route cache */
+	/* route cache, with the directory's limits (0 = [delivery]) */
 	uint64_t route_at;
 	bool route_ok;
 	uint8_t tls, nhops;
 	struct djob_hop hop[DJOB_HOPS];
 	char route_txt[128];
+	uint32_t lim_conns, lim_msgs, lim_rate;
 	uint64_t attempts, delivered, deferred, failed;
 };
 
@@ -610,7 +612,43 @@ static int ds_hop_parse(const char *hp, size_t n, struct djob_hop *h)
 	return ds_resolve_host(host, &h->addr);
 }
 
-/* ds_route - the destination's next hops (cached for DS_ROUTE_TTL_US):
+/* ds_limits - the directory's `limit` entry for d (none: all 0, the
+ * [delivery] values apply); refreshed with the route */
+static void ds_limits(struct dsched *s, struct ds_dest *d)
+{
+	struct stor_dir_limit l = { 0 };
+	int rc = stor_dir_limit(s->dr, (struct stor_str){ d->name,
+				(uint32_t)strlen(d->name) }, &l);
+
+	stor_dir_reader_release(s->dr);
+	if (rc && rc != MDB_NOTFOUND && rc != EINVAL)
+		log_warn("scheduler: limits of %s: %s (using [delivery])",
+			 d->name, stor_strerror(rc));
+	if (rc)
+		l = (struct stor_dir_limit){ 0 };
+	if (l.max_conns != d->lim_conns || l.msgs_per_conn != d->lim_msgs ||
+	    l.rate != d->lim_rate)
+		log_info("destination %s: directory limits max_conns=%u "
+			 "msgs_per_conn=%u rate=%u (0 = [delivery])", d->name,
+			 l.max_conns, l.msgs_per_conn, l.rate);
+	d->lim_conns = l.max_conns;
+	d->lim_msgs = l.msgs_per_conn;
+	d->lim_rate = l.rate;
+}
+
+/* ds_max_conns, ds_rate - d's limits: the directory's, else [delivery] */
+static uint32_t ds_max_conns(const struct dsched *s, const struct ds_dest *d)
+{
+	return d->lim_conns ? d->lim_conns : s->d->max_conns_per_dest;
+}
+
+static uint32_t ds_rate(const struct dsched *s, const struct ds_dest *d)
+{
+	return d->lim_rate ? d->lim_rate : s->d->rate_per_dest;
+}
+
+/* ds_route - the destination's next hops (cached for DS_ROUTE_TTL_US,
+ * and with them its directory limits, ds_limits):
  * "host:port" names itself; a domain uses its directory route, else
  * [delivery] default_route. false + d->last_error when there is none */
 static bool ds_route(struct dsched *s, struct ds_dest *d, uint64_t now)
@@ -622,6 +660,7 @@ static bool ds_route(struct dsched *s, struct ds_dest *d, uint64_t now)
 	if (d->route_at && now - d->route_at < DS_ROUTE_TTL_US)
 		return d->route_ok;
 	d->route_at = now;
+	ds_limits(s, d);
 	d->route_ok = false;
 	d->nhops = 0;
 	d->tls = SMTP_TLS_OPPORTUNISTIC;
@@ -1395,19 +1434,24 @@ static void ds_round_end(struct dsched *s, struct ds_msg *m, uint64_t now)
 
 static bool ds_can_go(struct dsched *s, struct ds_dest *d, uint64_t now)
 {
+	uint32_t rate;
+
 	if (s->stopping || s->active >= s->d->max_active)
 		return false;
 	if (d->link == STOR_LINK_CLOSED)
 		return false;
 	if (d->link == STOR_LINK_HELD)    /* down: one probe at a time */
 		return !d->probing && now >= d->next_retry_us;
-	if (now < d->backoff_until || d->active >= s->d->max_conns_per_dest)
+	if (now < d->backoff_until)
 		return false;
-	if (s->d->rate_per_dest) {
-		double cap = s->d->rate_per_dest > 1 ? s->d->rate_per_dest : 1;
+	ds_route(s, d, now);              /* limits current (cached 60 s) */
+	if (d->active >= ds_max_conns(s, d))
+		return false;
+	rate = ds_rate(s, d);
+	if (rate) {
+		double cap = rate > 1 ? rate : 1;
 
-		d->tokens += (double)(now - d->tok_us) * s->d->rate_per_dest
-			     / 1e6;
+		d->tokens += (double)(now - d->tok_us) * rate / 1e6;
 		if (d->tokens > cap)
 			d->tokens = cap;
 		d->tok_us = now;
@@ -1452,7 +1496,7 @@ static bool ds_dispatch(struct dsched *s, struct ds_dest *d, uint64_t now)
 	m->out++;
 	d->active++;
 	s->active++;
-	if (s->d->rate_per_dest)
+	if (ds_rate(s, d))
 		d->tokens -= 1.0;
 	if (d->link == STOR_LINK_HELD)
 		d->probing = true;
@@ -1476,6 +1520,7 @@ static bool ds_dispatch(struct dsched *s, struct ds_dest *d, uint64_t now)
 		return true;
 	}
 	j->tls = d->tls;
+	j->max_msgs = d->lim_msgs;
 	j->nhops = d->nhops;
 	memcpy(j->hop, d->hop, sizeof(j->hop));
 	j->owner = (uint8_t)(d->id % s->m->n_io);
@@ -1488,7 +1533,7 @@ static bool ds_dispatch(struct dsched *s, struct ds_dest *d, uint64_t now)
 		m->out--;
 		if (d->link == STOR_LINK_HELD)
 			d->probing = false;
-		if (s->d->rate_per_dest)
+		if (ds_rate(s, d))
 			d->tokens += 1.0;
 		free(j->rcpt);
 		free(j);

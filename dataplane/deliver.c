@@ -64,6 +64,7 @@ struct dconn {
 	struct tls_conn *tls;
 	struct djent job;     /* job.j == NULL: none */
 	unsigned n_msgs;
+	unsigned max_msgs;    /* of its last job (dl_max_msgs) */
 	uint64_t t_state;     /* connect start / idle since / QUIT sent */
 	/* the message of the attached job */
 	struct stor_reader *rd;
@@ -602,6 +603,13 @@ static void dc_lost(struct deliver *d, struct dconn *c, int err,
 	}
 }
 
+/* dl_max_msgs - messages one connection may carry for j: the job's
+ * (directory) limit, else max_msgs_per_conn */
+static unsigned dl_max_msgs(const struct deliver *d, const struct djob *j)
+{
+	return j->max_msgs ? j->max_msgs : d->c.cfg->max_msgs_per_conn;
+}
+
 /* dc_connect - open a connection for e on a free slot at its hop; on an
  * immediate failure the hop is given up (maybe the job is finished) */
 static void dc_connect(struct deliver *d, struct dconn *c, struct djent e,
@@ -616,6 +624,7 @@ static void dc_connect(struct deliver *d, struct dconn *c, struct djent e,
 	c->addr = j->hop[e.hop];
 	c->hop = e.hop;
 	c->n_msgs = 0;
+	c->max_msgs = dl_max_msgs(d, j);
 	c->reused = 0;
 	dl_relay(c->relay, sizeof(c->relay), &c->addr);
 	d->st.connects++;
@@ -708,9 +717,9 @@ static void dc_idle(struct deliver *d, struct dconn *c, uint64_t now)
 	c->st = DC_IDLE;
 	c->t_state = now;
 	d->need_dispatch = 1;
-	if (c->n_msgs < d->c.cfg->max_msgs_per_conn && d->f_n)
+	if (c->n_msgs < c->max_msgs && d->f_n)
 		dl_dispatch(d, now);
-	if (c->st == DC_IDLE && (c->n_msgs >= d->c.cfg->max_msgs_per_conn ||
+	if (c->st == DC_IDLE && (c->n_msgs >= c->max_msgs ||
 				 d->c.cfg->idle_conn_s == 0))
 		dc_quit(d, c, now);
 }
@@ -818,7 +827,7 @@ static struct dconn *dl_match(struct deliver *d, const struct djent *e)
 
 		if (c->st != DC_IDLE || c->dest_id != j->dest_id ||
 		    c->tls_pol != j->tls ||
-		    c->n_msgs >= d->c.cfg->max_msgs_per_conn)
+		    c->n_msgs >= dl_max_msgs(d, j))
 			continue;
 		for (unsigned h = e->hop; h < j->nhops && h < DJOB_HOPS; h++)
 			if (j->hop[h].addr == c->addr.addr &&
@@ -849,6 +858,7 @@ static int dl_place(struct deliver *d, struct djent e, uint64_t now)
 		}
 		d->st.reused++;
 		c->job = e;
+		c->max_msgs = dl_max_msgs(d, e.j);
 		c->reused = 1;
 		dc_send(d, c, now);
 		if (c->st == DC_IDLE)

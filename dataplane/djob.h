@@ -58,6 +58,8 @@ struct djob {
 	uint8_t owner;       /* io lcore index: mstore->djob[owner] */
 	uint8_t tls;         /* enum smtp_tls_policy */
 	uint8_t nhops;       /* 1..DJOB_HOPS, tried in order on failure */
+	uint32_t max_msgs;   /* messages per connection for this destination
+			      * (directory limit); 0 = max_msgs_per_conn */
 	struct djob_hop hop[DJOB_HOPS];
 	char dest[256];      /* destination name (logs; TLS name for verify) */
 	uint32_t nrcpt;      /* >= 1 */

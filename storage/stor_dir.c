@@ -26,7 +26,8 @@ struct stor_dir_reader {
 	struct stor_rotxn x;
 };
 
-static const char *table_names[STOR_DIR_NTABLES] = { "domain", "rcpt", "user", "net", "prio" };
+static const char *table_names[STOR_DIR_NTABLES] = { "domain", "rcpt", "user", "net", "prio",
+							     "limit" };
 
 int stor_dir_open(const struct stor_dir_conf *c, struct stor_dir **out)
 {
@@ -166,6 +167,55 @@ static size_t parse_cidr(struct stor_str s, uint8_t *key)
 	return 2 + alen;
 }
 
+/* norm_dest - a delivery destination: a domain (norm_domain), or
+ * HOST:PORT with HOST a domain/IPv4 (norm_domain) or [IPv6] and PORT
+ * 1..65535 without leading zeros; lower-cased into out (>= 256 bytes);
+ * returns length or 0 */
+static size_t norm_dest(struct stor_str s, char *out)
+{
+	const char *colon = NULL;
+	size_t hn, n;
+
+	for (size_t i = 0; i < s.n; i++)
+		if (s.p[i] == ':')
+			colon = s.p + i;
+	if (!colon)
+		return norm_domain(s, out);
+	if (s.p[0] != '[' && memchr(s.p, ':', s.n) != colon)
+		return 0;               /* IPv6 needs [brackets] */
+	hn = (size_t)(colon - s.p);
+	const char *port = colon + 1, *end = s.p + s.n;
+	unsigned long pv = 0;
+	if (port == end || end - port > 5 || *port == '0')
+		return 0;
+	for (const char *q = port; q < end; q++) {
+		if (*q < '0' || *q > '9')
+			return 0;
+		pv = pv * 10 + (unsigned long)(*q - '0');
+	}
+	if (pv == 0 || pv > 65535)
+		return 0;
+	if (hn && s.p[0] == '[') {
+		if (hn < 3 || s.p[hn - 1] != ']' || hn > 48)
+			return 0;
+		for (size_t i = 0; i < hn; i++) {
+			char c = lc(s.p[i]);
+			if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			      c == ':' || c == '.' || (i == 0 && c == '[') ||
+			      (i == hn - 1 && c == ']')))
+				return 0;
+			out[i] = c;
+		}
+		n = hn;
+	} else if (!(n = norm_domain((struct stor_str){ s.p, (uint32_t)hn }, out)))
+		return 0;
+	if (n + 1 + (size_t)(end - port) > NAME_MAX_)
+		return 0;
+	out[n++] = ':';
+	memcpy(out + n, port, (size_t)(end - port));
+	return n + (size_t)(end - port);
+}
+
 int stor_dir_key_text(enum stor_dir_table tab, const void *key, size_t n,
 		      char *out, size_t cap, char *kind)
 {
@@ -175,6 +225,7 @@ int stor_dir_key_text(enum stor_dir_table tab, const void *key, size_t n,
 	switch (tab) {
 	case STOR_DIR_DOMAIN:
 	case STOR_DIR_USER:
+	case STOR_DIR_LIMIT:
 		memcpy(out, k, n);
 		out[n] = 0;
 		return 0;
@@ -385,6 +436,20 @@ int stor_dir_priority(struct stor_dir_reader *r, struct stor_str sender,
 	return MDB_NOTFOUND;
 }
 
+int stor_dir_limit(struct stor_dir_reader *r, struct stor_str dest,
+		   struct stor_dir_limit *out)
+{
+	char k[NAME_MAX_ + 1];
+	MDB_val v;
+	size_t n;
+	if (dest.n > 520 || !(n = norm_dest(dest, k)))
+		return EINVAL;
+	int rc = snap(r);
+	if (rc || (rc = get(r, STOR_DIR_LIMIT, k, n, &v)))
+		return rc;
+	return stor_rec_limit_decode(v.mv_data, v.mv_size, out);
+}
+
 /* ---- writes ---- */
 
 int stor_dir_txn_begin(struct stor_dir *d, MDB_txn **t)
@@ -484,6 +549,21 @@ int stor_dir_put_net(struct stor_dir *d, MDB_txn *t, struct stor_str cidr, int r
 	return rc;
 }
 
+int stor_dir_put_limit(struct stor_dir *d, MDB_txn *t, struct stor_str dest,
+		       const struct stor_dir_limit *v, int replace)
+{
+	char k[NAME_MAX_ + 1];
+	uint8_t *dst;
+	size_t n;
+	if (dest.n > 520 || !(n = norm_dest(dest, k)) || !stor_rec_limit_ok(v) ||
+	    (!v->max_conns && !v->msgs_per_conn && !v->rate))
+		return EINVAL;
+	int rc = put(d, t, STOR_DIR_LIMIT, k, n, STOR_REC_LIMIT_SIZE, replace, &dst);
+	if (!rc)
+		stor_rec_limit_encode(v, dst);
+	return rc;
+}
+
 /* prio_key - kind + normalised pattern */
 static size_t prio_key(enum stor_prio_kind kind, struct stor_str pat, char *k)
 {
@@ -528,6 +608,7 @@ int stor_dir_del(struct stor_dir *d, MDB_txn *t, enum stor_dir_table tab,
 	case STOR_DIR_RCPT: n = norm_addr(name, k, &at); break;
 	case STOR_DIR_USER: n = norm_user(name, k); break;
 	case STOR_DIR_NET: n = parse_cidr(name, (uint8_t *)k); break;
+	case STOR_DIR_LIMIT: n = norm_dest(name, k); break;
 	case STOR_DIR_PRIO:
 		if (name.n > 2 && name.p[1] == ':')
 			n = prio_key((enum stor_prio_kind)name.p[0],

@@ -1,6 +1,7 @@
 /*
  * stor_dir - the LMDB directory store: accepted domains and their routes,
- * recipients, authenticated users, trusted client networks, priority rules.
+ * recipients, authenticated users, trusted client networks, priority rules,
+ * per-destination delivery limits.
  *
  * Named databases (layouts in docs/storage.md):
  *   domain  lower-case domain                 -> domain record
@@ -9,6 +10,8 @@
  *   user    lower-case user name              -> user record (password hash)
  *   net     [family 4|6][prefix len][masked address bytes] -> net record
  *   prio    [kind 's'|'r'|'d'] pattern        -> priority record
+ *   limit   lower-case destination: domain, or host:port as the workers
+ *           store a recipient route's first hop -> limit record
  *
  * Lookups run in a per-thread struct stor_dir_reader (a reusable read txn,
  * MDB_NOTLS, so any lcore may hold one): each lookup renews the snapshot,
@@ -41,7 +44,8 @@ struct stor_dir;
 struct stor_dir_reader;
 
 enum stor_dir_table { STOR_DIR_DOMAIN = 0, STOR_DIR_RCPT, STOR_DIR_USER,
-		      STOR_DIR_NET, STOR_DIR_PRIO, STOR_DIR_NTABLES };
+		      STOR_DIR_NET, STOR_DIR_PRIO, STOR_DIR_LIMIT,
+		      STOR_DIR_NTABLES };
 
 enum stor_prio_kind { STOR_PRIO_SENDER = 's', STOR_PRIO_RCPT = 'r',
 		      STOR_PRIO_DOMAIN = 'd' };
@@ -77,6 +81,11 @@ int stor_dir_trusted(struct stor_dir_reader *r, int af, const void *addr);
  * (either address may be empty) */
 int stor_dir_priority(struct stor_dir_reader *r, struct stor_str sender,
 		      struct stor_str rcpt, uint8_t *level);
+/* stor_dir_limit - the delivery limits stored for a destination (a
+ * domain, or host:port; normalised as stor_dir_put_limit does).
+ * MDB_NOTFOUND if none; EINVAL if dest is not a valid destination name */
+int stor_dir_limit(struct stor_dir_reader *r, struct stor_str dest,
+		   struct stor_dir_limit *out);
 
 /* ---- writes (inside a txn from stor_dir_txn_begin; commit with
  * mdb_txn_commit, abandon with mdb_txn_abort) ---- */
@@ -96,6 +105,12 @@ int stor_dir_put_net(struct stor_dir *d, MDB_txn *t, struct stor_str cidr,
 		     int replace);
 int stor_dir_put_prio(struct stor_dir *d, MDB_txn *t, enum stor_prio_kind k,
 		      struct stor_str pattern, uint8_t level, int replace);
+/* dest: a domain, or HOST:PORT (HOST a name, an IPv4 address or
+ * [IPv6]; PORT 1..65535); lower-cased, a domain loses one trailing dot.
+ * EINVAL: bad name, a value above its bound (stor_rec_limit_ok) or all
+ * three 0 (a limit that sets nothing) */
+int stor_dir_put_limit(struct stor_dir *d, MDB_txn *t, struct stor_str dest,
+		       const struct stor_dir_limit *v, int replace);
 /* stor_dir_del - remove one entry named as for put (for prio: "s:pattern",
  * "r:pattern", "d:pattern"). MDB_NOTFOUND if absent */
 int stor_dir_del(struct stor_dir *d, MDB_txn *t, enum stor_dir_table tab,

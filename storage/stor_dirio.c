@@ -114,6 +114,51 @@ static const char *parse_opts(struct line *l, int from, struct stor_route *rt,
 	return NULL;
 }
 
+/* parse_limit - "max_conns=N" / "msgs_per_conn=N" / "rate=N" fields from
+ * l->f[from]; each at most once, N decimal within its bound (0 = the
+ * [delivery] default); at least one above 0 */
+static const char *parse_limit(struct line *l, int from, struct stor_dir_limit *v)
+{
+	static const struct {
+		const char *key;
+		uint32_t max;
+		const char *range;
+	} opt[3] = {
+		{ "max_conns=", STOR_LIMIT_CONNS_MAX, "max_conns= must be 0..100000" },
+		{ "msgs_per_conn=", STOR_LIMIT_MSGS_MAX, "msgs_per_conn= must be 0..1000000" },
+		{ "rate=", STOR_LIMIT_RATE_MAX, "rate= must be 0..10000000 (messages/s)" },
+	};
+	uint32_t *val[3] = { &v->max_conns, &v->msgs_per_conn, &v->rate };
+	unsigned seen = 0;
+	memset(v, 0, sizeof *v);
+	for (int i = from; i < l->n; i++) {
+		unsigned k;
+		for (k = 0; k < 3; k++)
+			if (!strncmp(l->f[i], opt[k].key, strlen(opt[k].key)))
+				break;
+		if (k == 3)
+			return "unexpected field (expected max_conns=N, msgs_per_conn=N or rate=N)";
+		if (seen & (1u << k))
+			return "limit field given twice";
+		seen |= 1u << k;
+		const char *p = l->f[i] + strlen(opt[k].key);
+		uint64_t n = 0;
+		if (!*p || strlen(p) > 8 || (p[0] == '0' && p[1]))
+			return opt[k].range;
+		for (; *p; p++) {
+			if (*p < '0' || *p > '9')
+				return opt[k].range;
+			n = n * 10 + (uint64_t)(*p - '0');
+		}
+		if (n > opt[k].max)
+			return opt[k].range;
+		*val[k] = (uint32_t)n;
+	}
+	if (!v->max_conns && !v->msgs_per_conn && !v->rate)
+		return "limit sets nothing (give max_conns=, msgs_per_conn= or rate= above 0)";
+	return NULL;
+}
+
 static const char *why(int rc, const char *what)
 {
 	static __thread char buf[128];
@@ -248,7 +293,20 @@ static const char *do_line(struct stor_dir *d, MDB_txn *t, struct line *l,
 		rc = stor_dir_put_prio(d, t, k, S(l->f[2]), (uint8_t)(l->f[3][0] - '0'), 0);
 		return rc ? (*fatal = (rc != EINVAL && rc != MDB_KEYEXIST) ? rc : 0, why(rc, "priority pattern")) : NULL;
 	}
-	return "unknown keyword (domain, rcpt, user, net, prio)";
+	if (!strcmp(kw, "limit")) {
+		struct stor_dir_limit v;
+		if (l->n < 3)
+			return "usage: limit DEST [max_conns=N] [msgs_per_conn=N] [rate=N]";
+		if ((e = parse_limit(l, 2, &v)))
+			return e;
+		if ((e = change_del(d, t, mode, STOR_DIR_LIMIT, l->f[1], fatal)))
+			return e;
+		rc = stor_dir_put_limit(d, t, S(l->f[1]), &v, 0);
+		return rc ? (*fatal = (rc != EINVAL && rc != MDB_KEYEXIST) ? rc : 0,
+			     rc == EINVAL ? "invalid destination (DOMAIN or HOST:PORT)" :
+			     why(rc, "limit destination")) : NULL;
+	}
+	return "unknown keyword (domain, rcpt, user, net, prio, limit)";
 }
 
 int stor_dirio_line(struct stor_dir *d, MDB_txn *t, char *text,
@@ -262,7 +320,7 @@ int stor_dirio_line(struct stor_dir *d, MDB_txn *t, char *text,
 	if (strlen(text) > LINE_MAX_)
 		reason = "line too long";
 	else if (text[lead] == '#' || text[lead] == 0)
-		reason = "empty line (expected domain, rcpt, user, net or prio)";
+		reason = "empty line (expected domain, rcpt, user, net, prio or limit)";
 	else if (split(text, &l))
 		reason = "too many fields";
 	else
@@ -387,6 +445,19 @@ int stor_dirio_entry(enum stor_dir_table tab, const MDB_val *k,
 			return rc;
 		fprintf(out, "prio %s %s %u", kind == 's' ? "sender" : kind == 'r' ? "rcpt" :
 			"domain", name, lvl);
+		break;
+	}
+	case STOR_DIR_LIMIT: {
+		struct stor_dir_limit x;
+		if ((rc = stor_rec_limit_decode(v->mv_data, v->mv_size, &x)))
+			return rc;
+		fprintf(out, "limit %s", name);
+		if (x.max_conns)
+			fprintf(out, " max_conns=%u", x.max_conns);
+		if (x.msgs_per_conn)
+			fprintf(out, " msgs_per_conn=%u", x.msgs_per_conn);
+		if (x.rate)
+			fprintf(out, " rate=%u", x.rate);
 		break;
 	}
 	default:

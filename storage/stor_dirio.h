@@ -15,6 +15,9 @@
  *   user NAME HASH                  (HASH from stor_pwhash, never plain)
  *   net CIDR
  *   prio sender|rcpt|domain PATTERN LEVEL     (PATTERN: addr or @domain)
+ *   limit DEST [max_conns=N] [msgs_per_conn=N] [rate=N]
+ *                                   (DEST: domain or HOST:PORT; N 0 or
+ *                                   absent = the [delivery] default)
  *
  *   POLICY: none | opportunistic | required | verify
  */

@@ -566,3 +566,38 @@ int stor_rec_prio_decode(const void *buf, size_t len, uint8_t *level)
 		return STOR_ECORRUPT;
 	return frame_done(&r);
 }
+
+/* ---- destination limits ---- */
+
+/* stor_rec_limit_ok - 1 if every value is within its bound */
+int stor_rec_limit_ok(const struct stor_dir_limit *l)
+{
+	return l->max_conns <= STOR_LIMIT_CONNS_MAX &&
+	       l->msgs_per_conn <= STOR_LIMIT_MSGS_MAX &&
+	       l->rate <= STOR_LIMIT_RATE_MAX;
+}
+
+void stor_rec_limit_encode(const struct stor_dir_limit *l,
+			   uint8_t buf[STOR_REC_LIMIT_SIZE])
+{
+	struct wr w = { buf + STOR_REC_HDR };
+	frame_open(buf, STOR_REC_LIMIT);
+	w32(&w, l->max_conns);
+	w32(&w, l->msgs_per_conn);
+	w32(&w, l->rate);
+	frame_close(buf, STOR_REC_LIMIT_SIZE);
+}
+
+int stor_rec_limit_decode(const void *buf, size_t len, struct stor_dir_limit *l)
+{
+	struct rd r;
+	int rc = frame_check(buf, len, STOR_REC_LIMIT, &r);
+	if (rc)
+		return rc;
+	l->max_conns = r32(&r);
+	l->msgs_per_conn = r32(&r);
+	l->rate = r32(&r);
+	if (!stor_rec_limit_ok(l))
+		return STOR_ECORRUPT;
+	return frame_done(&r);
+}

@@ -33,7 +33,7 @@
 enum stor_rec_type {
 	STOR_REC_MSG = 'M', STOR_REC_BODY = 'B', STOR_REC_DEST = 'D',
 	STOR_REC_DOMAIN = 'd', STOR_REC_RCPT = 'r', STOR_REC_USER = 'u',
-	STOR_REC_NET = 'n', STOR_REC_PRIO = 'p',
+	STOR_REC_NET = 'n', STOR_REC_PRIO = 'p', STOR_REC_LIMIT = 'l',
 };
 
 /* a length-delimited byte string; never NUL-terminated by decode */
@@ -136,6 +136,18 @@ struct stor_dir_rcpt {
 	struct stor_route route;
 };
 
+/* directory: per-destination delivery limits; 0 = the [delivery] default.
+ * Bounds are those of the sluice.conf keys they override. */
+#define STOR_LIMIT_CONNS_MAX  100000     /* max_conns_per_dest */
+#define STOR_LIMIT_MSGS_MAX   1000000    /* max_msgs_per_conn */
+#define STOR_LIMIT_RATE_MAX   10000000   /* rate_per_dest, messages/s */
+
+struct stor_dir_limit {
+	uint32_t max_conns;         /* concurrent connections */
+	uint32_t msgs_per_conn;     /* messages over one connection */
+	uint32_t rate;              /* messages per second */
+};
+
 /* stor_crc32c - CRC32C (Castagnoli, as iSCSI/ext4), continuing from crc */
 uint32_t stor_crc32c(uint32_t crc, const void *p, size_t n);
 
@@ -206,6 +218,13 @@ int stor_rec_user_decode(const void *buf, size_t len, struct stor_str *hash);
 /* trusted network: empty payload; priority rule: one byte level 0..7 */
 void stor_rec_net_encode(uint8_t buf[STOR_REC_HDR]);
 int stor_rec_net_decode(const void *buf, size_t len);
+/* limit: fixed size; encode refuses nothing (check with limit_ok),
+ * decode returns STOR_ECORRUPT for a value above its bound */
+#define STOR_REC_LIMIT_SIZE (STOR_REC_HDR + 12)
+int stor_rec_limit_ok(const struct stor_dir_limit *l);
+void stor_rec_limit_encode(const struct stor_dir_limit *l,
+			   uint8_t buf[STOR_REC_LIMIT_SIZE]);
+int stor_rec_limit_decode(const void *buf, size_t len, struct stor_dir_limit *l);
 void stor_rec_prio_encode(uint8_t level, uint8_t buf[STOR_REC_HDR + 1]);
 int stor_rec_prio_decode(const void *buf, size_t len, uint8_t *level);
 

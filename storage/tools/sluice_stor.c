@@ -3,6 +3,9 @@
  *
  *   sluice-stor dir-import DIRPATH FILE     replace the directory (atomic)
  *   sluice-stor dir-export DIRPATH [FILE]   canonical text to FILE/stdout
+ *                                           (every table: domain, rcpt,
+ *                                           user, net, prio, limit lines;
+ *                                           format in docs/storage.md)
  *   sluice-stor hash [scrypt|pbkdf2]        read a password line from
  *                                           stdin, print its hash string
  *   sluice-stor queue-info QUEUEPATH        run recovery, print counts

@@ -48,11 +48,18 @@
 #define NOTIFY_PRIO 1
 
 /* directory: relay.test and other.test have routes; sender.test has none
- * (notices to it stay queued with "4.4.3 no route", without jobs) */
+ * (notices to it stay queued with "4.4.3 no route", without jobs);
+ * limited.test, the host:port destination 127.0.0.6:2530 and paced.test
+ * have directory limits (dir_limit_* cases) */
 static const char dir_text[] =
 	"domain relay.test relay route=127.0.0.1:2525\n"
 	"domain other.test relay route=127.0.0.2:2526,127.0.0.3:2527 "
-	"tls=required\n";
+	"tls=required\n"
+	"domain limited.test relay route=127.0.0.4:2528\n"
+	"domain paced.test relay route=127.0.0.5:2529\n"
+	"limit Limited.Test max_conns=1 msgs_per_conn=3\n"
+	"limit 127.0.0.6:2530 max_conns=1\n"
+	"limit paced.test rate=4\n";
 
 struct h {
 	char dir[64], conf[128];
@@ -1295,6 +1302,115 @@ static void notice_waits_for_room(void **st)
 	assert_int_equal(status(h).bounces, 1);
 }
 
+/* 16: directory max_conns=1 (limited.test, and the host:port destination
+ * 127.0.0.6:2530): one job out at a time, while relay.test (no limit
+ * entry: max_conns_per_dest = 20) gets all of its jobs at once; the job
+ * carries the directory's msgs_per_conn (0 = the config value) */
+static void dir_limit_conns(void **st)
+{
+	static const char *const dests[3] = { "limited.test", "127.0.0.6:2530",
+					      "relay.test" };
+	static const struct rc_spec rs[3] = {
+		{ "a@limited.test", "limited.test", 0 },
+		{ "a@hop.test", "127.0.0.6:2530", 0 },
+		{ "a@relay.test", "relay.test", 0 },
+	};
+	struct h *h = *st;
+	struct djob *out[3][3];
+	unsigned nout[3] = { 0, 0, 0 };
+	uint64_t qid[9];
+
+	h_start(h, NULL);
+	assert_int_equal(h->c.delivery.max_conns_per_dest, 20);
+	for (int i = 0; i < 9; i++)
+		qid[i] = enqueue(h, 4, SENDER, &rs[i % 3], 1);
+	/* everything that can go: 1 + 1 + 3 jobs, then nothing more */
+	for (unsigned n = 0; n < 5; n++) {
+		struct djob *j = job_take(h, WAIT_MS);
+		unsigned k;
+
+		assert_non_null(j);
+		for (k = 0; k < 3 && strcmp(j->dest, dests[k]); k++)
+			;
+		assert_true(k < 3);
+		assert_int_equal(j->max_msgs, k == 0 ? 3 : 0);
+		out[k][nout[k]++] = j;
+	}
+	no_job(h, 200);
+	assert_int_equal(nout[0], 1);
+	assert_int_equal(nout[1], 1);
+	assert_int_equal(nout[2], 3);
+	for (unsigned i = 0; i < 3; i++)
+		job_all(h, out[2][i], 250, "2.0.0", "ok");
+	/* each finished job of a limited destination lets the next one go */
+	for (unsigned round = 0; round < 2; round++) {
+		bool got[2] = { false, false };
+
+		for (unsigned k = 0; k < 2; k++)
+			job_all(h, out[k][0], 250, "2.0.0", "ok");
+		for (unsigned n = 0; n < 2; n++) {
+			struct djob *j = job_take(h, WAIT_MS);
+			unsigned k;
+
+			assert_non_null(j);
+			k = !strcmp(j->dest, dests[1]);
+			assert_string_equal(j->dest, dests[k]);
+			assert_false(got[k]);   /* never two out at once */
+			got[k] = true;
+			out[k][0] = j;
+		}
+		no_job(h, 100);         /* still one each */
+	}
+	for (unsigned k = 0; k < 2; k++)
+		job_all(h, out[k][0], 250, "2.0.0", "ok");
+	for (int i = 0; i < 9; i++)
+		wait_gone(h, qid[i]);
+	assert_int_equal(status(h).delivered, 9);
+}
+
+/* 17: directory rate=4 (paced.test): a burst of 4 (the bucket), then one
+ * job every 250 ms, while relay.test (no rate) gets its 8 at once */
+static void dir_limit_rate(void **st)
+{
+	static const struct rc_spec rs[2] = {
+		{ "a@paced.test", "paced.test", 0 },
+		{ "a@relay.test", "relay.test", 0 },
+	};
+	struct h *h = *st;
+	uint64_t t[8], t0, qid[16];
+	unsigned np = 0, nr = 0;
+
+	h_start(h, NULL);
+	assert_int_equal(h->c.delivery.rate_per_dest, 0);
+	for (int i = 0; i < 16; i++)
+		qid[i] = enqueue(h, 4, SENDER, &rs[i % 2], 1);
+	t0 = mono_ms();
+	while (np < 8) {
+		struct djob *j = job_take(h, WAIT_MS);
+
+		assert_non_null(j);
+		if (!strcmp(j->dest, "relay.test")) {
+			assert_true(mono_ms() - t0 < 500);
+			nr++;
+		} else {
+			assert_string_equal(j->dest, "paced.test");
+			t[np++] = mono_ms();
+		}
+		job_all(h, j, 250, "2.0.0", "ok");
+	}
+	assert_int_equal(nr, 8);
+	/* the burst, then 4 more at 250 ms spacing (1 ms polls: slack) */
+	assert_true(t[3] - t0 < 500);
+	for (int i = 4; i < 8; i++)
+		if (t[i] - t[i - 1] < 200 || t[i] - t[i - 1] > 1000)
+			fail_msg("paced job %d came %llu ms after the previous",
+				 i, (unsigned long long)(t[i] - t[i - 1]));
+	assert_true(t[7] - t[3] >= 950);
+	for (int i = 0; i < 16; i++)
+		wait_gone(h, qid[i]);
+	assert_int_equal(status(h).delivered, 16);
+}
+
 #define CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1315,6 +1431,8 @@ int main(void)
 		CASE(not_attempted_stays_pending),
 		CASE(retry_before_commit_no_duplicate),
 		CASE(notice_waits_for_room),
+		CASE(dir_limit_conns),
+		CASE(dir_limit_rate),
 	};
 	return cmocka_run_group_tests(tests, eal_up, eal_down);
 }

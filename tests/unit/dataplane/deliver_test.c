@@ -894,6 +894,53 @@ static void test_max_msgs_per_conn(void **state)
 	h_free(h);
 }
 
+/* djob.max_msgs (the directory's msgs_per_conn) overrides
+ * max_msgs_per_conn both ways: 1 under a config of 100 never reuses and
+ * QUITs each connection at once; 2 under a config of 1 reuses once */
+static void test_job_max_msgs(void **state)
+{
+	uint16_t ports[] = { 2525 };
+	struct h *h = h_new(0);
+	uint64_t qid = store(h, two, 2);
+	struct djob *j[3];
+
+	(void)state;
+	assert_int_equal(h->cfg.max_msgs_per_conn, 100);
+	for (int i = 0; i < 3; i++) {
+		j[i] = job_new(qid, 7, 2, ports, 1);
+		j[i]->max_msgs = 1;
+		deliver_job(h->d, j[i], h->now);
+		run_jobs(h, (unsigned)i + 1, 60000000);
+		assert_int_equal(j[i]->status, DJOB_OK);
+		assert_int_equal(j[i]->rcpt[1].code, 250);
+		assert_false(j[i]->reused);
+	}
+	assert_int_equal(h->accepts, 3);
+	assert_int_equal(h->n_msgs, 3);
+	settle(h, 1000000);                 /* < idle_conn_s (5 s) */
+	assert_int_equal(h->quits, 3);      /* each at its limit, not idle */
+	h_free(h);
+
+	h = h_new(0);
+	qid = store(h, two, 2);
+	h->cfg.max_msgs_per_conn = 1;
+	for (int i = 0; i < 3; i++) {
+		j[i] = job_new(qid, 7, 2, ports, 1);
+		j[i]->max_msgs = 2;
+		deliver_job(h->d, j[i], h->now);
+		run_jobs(h, (unsigned)i + 1, 60000000);
+		assert_int_equal(j[i]->status, DJOB_OK);
+	}
+	assert_false(j[0]->reused);
+	assert_true(j[1]->reused);
+	assert_false(j[2]->reused);
+	assert_int_equal(h->accepts, 2);
+	assert_int_equal(h->quits, 1);      /* the first, after two */
+	assert_int_equal(h->n_msgs, 3);
+	settle(h, 6000000);
+	h_free(h);
+}
+
 /* the peer closes an idle connection: dropped silently, next job opens
  * a fresh one */
 static void test_peer_closes_idle(void **state)
@@ -1381,6 +1428,7 @@ int main(void)
 		cmocka_unit_test(test_all_hops_fail),
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_max_msgs_per_conn),
+		cmocka_unit_test(test_job_max_msgs),
 		cmocka_unit_test(test_peer_closes_idle),
 		cmocka_unit_test(test_msg_deleted),
 		cmocka_unit_test(test_stop),

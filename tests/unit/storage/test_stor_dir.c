@@ -1,7 +1,8 @@
 /*
  * test_stor_dir - directory store: password hashes, every lookup (domain,
  * recipient with catch-all, user, trusted networks, priority rules), write
- * errors, reopen, corrupt records, concurrent readers, lookup latency, and
+ * errors, reopen, corrupt records, concurrent readers, lookup latency,
+ * destination limits (put/get/del, name forms, line add/change), and
  * text import/export (golden canonical output, byte-identical round trip,
  * line-numbered errors that leave the old directory untouched).
  */
@@ -342,7 +343,10 @@ static const char sample[] =
 	"net 192.0.2.0/24\n"
 	"prio rcpt ceo@example.com 0\n"
 	"prio sender @bulk.example 7\n"
-	"prio domain partner.example 3\n";
+	"prio domain partner.example 3\n"
+	"limit Partner.Example. rate=20 msgs_per_conn=0 max_conns=3\n"
+	"limit [2001:DB8::25]:2525 msgs_per_conn=1\n"
+	"limit 10.1.2.3:2525 max_conns=2 msgs_per_conn=50 rate=5\n";
 
 static const char canonical[] =
 	"# sluice directory (stor_dirio export, format 1)\n"
@@ -360,7 +364,10 @@ static const char canonical[] =
 	"net 2001:db8::/32\n"
 	"prio domain partner.example 3\n"
 	"prio rcpt ceo@example.com 0\n"
-	"prio sender @bulk.example 7\n";
+	"prio sender @bulk.example 7\n"
+	"limit 10.1.2.3:2525 max_conns=2 msgs_per_conn=50 rate=5\n"
+	"limit [2001:db8::25]:2525 msgs_per_conn=1\n"
+	"limit partner.example max_conns=3 rate=20\n";
 
 static char *export_str(struct stor_dir *d)
 {
@@ -380,6 +387,80 @@ static int import_str(struct stor_dir *d, const char *text, char *err, size_t er
 	return rc;
 }
 
+/* limits: put/get/del, destination name forms, bounds, line add/change */
+static void limits(void **st)
+{
+	struct dfix *f = *st;
+	struct stor_dir_limit l = { .max_conns = 2 }, o;
+	MDB_txn *t;
+	char err[256], line[128];
+	assert_int_equal(stor_dir_txn_begin(f->d, &t), 0);
+	assert_int_equal(stor_dir_put_limit(f->d, t, STOR_STR("Relay.Test."), &l, 0), 0);
+	assert_int_equal(stor_dir_put_limit(f->d, t, STOR_STR("relay.test"), &l, 0), MDB_KEYEXIST);
+	l = (struct stor_dir_limit){ .msgs_per_conn = 1, .rate = 7 };
+	assert_int_equal(stor_dir_put_limit(f->d, t, STOR_STR("MX.Partner.example:2525"), &l, 0), 0);
+	assert_int_equal(stor_dir_put_limit(f->d, t, STOR_STR("[2001:db8::1]:25"), &l, 0), 0);
+	/* bad names and values */
+	static const char *bad[] = { "", "a..b", "mx:", "mx:0", "mx:025", "mx:65536",
+		"mx:2x", ":25", "2001:db8::1:25", "[2001:db8::1]", "[zz]:25", "a b:25",
+		"[]:25" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(stor_dir_put_limit(f->d, t, S_(bad[i]), &l, 0), EINVAL);
+	o = (struct stor_dir_limit){ 0 };
+	assert_int_equal(stor_dir_put_limit(f->d, t, STOR_STR("x.test"), &o, 0), EINVAL);
+	o.rate = STOR_LIMIT_RATE_MAX + 1;
+	assert_int_equal(stor_dir_put_limit(f->d, t, STOR_STR("x.test"), &o, 0), EINVAL);
+	assert_int_equal(mdb_txn_commit(t), 0);
+
+	/* lookups normalise the same way */
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("RELAY.test"), &o), 0);
+	assert_int_equal(o.max_conns, 2);
+	assert_int_equal(o.msgs_per_conn + o.rate, 0);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("mx.partner.EXAMPLE:2525"), &o), 0);
+	assert_int_equal(o.msgs_per_conn, 1);
+	assert_int_equal(o.rate, 7);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("[2001:DB8::1]:25"), &o), 0);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("mx.partner.example:25"), &o), MDB_NOTFOUND);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("mx.partner.example"), &o), MDB_NOTFOUND);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("a..b"), &o), EINVAL);
+	/* key text is the stored (lower-case) name */
+	char name[300], kind;
+	assert_int_equal(stor_dir_key_text(STOR_DIR_LIMIT, "mx.partner.example:2525", 23,
+					   name, sizeof name, &kind), 0);
+	assert_string_equal(name, "mx.partner.example:2525");
+	reopen(f);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("relay.test"), &o), 0);
+	assert_int_equal(o.max_conns, 2);
+
+	/* dir add / dir change lines (stor_dirio_line) */
+	assert_int_equal(stor_dir_txn_begin(f->d, &t), 0);
+	snprintf(line, sizeof line, "limit relay.test rate=9");
+	assert_int_equal(stor_dirio_line(f->d, t, line, STOR_DIRIO_ADD, err, sizeof err), EINVAL);
+	assert_non_null(strstr(err, "duplicate limit destination"));
+	snprintf(line, sizeof line, "limit relay.test rate=9");
+	assert_int_equal(stor_dirio_line(f->d, t, line, STOR_DIRIO_CHANGE, err, sizeof err), 0);
+	snprintf(line, sizeof line, "limit other.test rate=9");
+	assert_int_equal(stor_dirio_line(f->d, t, line, STOR_DIRIO_CHANGE, err, sizeof err), EINVAL);
+	assert_non_null(strstr(err, "no such entry"));
+	assert_int_equal(mdb_txn_commit(t), 0);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("relay.test"), &o), 0);
+	assert_int_equal(o.max_conns, 0);       /* change replaces the whole entry */
+	assert_int_equal(o.rate, 9);
+
+	/* delete; stor_dir_clear empties the table */
+	assert_int_equal(stor_dir_txn_begin(f->d, &t), 0);
+	assert_int_equal(stor_dir_del(f->d, t, STOR_DIR_LIMIT, STOR_STR("RELAY.TEST")), 0);
+	assert_int_equal(stor_dir_del(f->d, t, STOR_DIR_LIMIT, STOR_STR("relay.test")), MDB_NOTFOUND);
+	assert_int_equal(stor_dir_del(f->d, t, STOR_DIR_LIMIT, STOR_STR("mx:0")), EINVAL);
+	assert_int_equal(mdb_txn_commit(t), 0);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("relay.test"), &o), MDB_NOTFOUND);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("mx.partner.example:2525"), &o), 0);
+	assert_int_equal(stor_dir_txn_begin(f->d, &t), 0);
+	assert_int_equal(stor_dir_clear(f->d, t), 0);
+	assert_int_equal(mdb_txn_commit(t), 0);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("mx.partner.example:2525"), &o), MDB_NOTFOUND);
+}
+
 static void import_export_round_trip(void **st)
 {
 	struct dfix *f = *st;
@@ -397,6 +478,14 @@ static void import_export_round_trip(void **st)
 	/* PBKDF2-HMAC-SHA256("password", "NaCl", 1000) computed independently */
 	assert_int_equal(stor_dir_user_verify(f->r, STOR_STR("alice@example.com"), "password", 8), 0);
 	assert_int_equal(stor_dir_user_verify(f->r, STOR_STR("alice@example.com"), "Password", 8), EACCES);
+	struct stor_dir_limit lim;
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("partner.example"), &lim), 0);
+	assert_int_equal(lim.max_conns, 3);
+	assert_int_equal(lim.msgs_per_conn, 0);
+	assert_int_equal(lim.rate, 20);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("10.1.2.3:2525"), &lim), 0);
+	assert_int_equal(lim.msgs_per_conn, 50);
+	assert_int_equal(stor_dir_limit(f->r, STOR_STR("example.com"), &lim), MDB_NOTFOUND);
 	/* export -> import into a fresh directory -> export: identical */
 	char *dir2 = test_tmpdir();
 	struct stor_dir *d2;
@@ -458,6 +547,22 @@ static void import_errors_atomic(void **st)
 		{ "prio size a@b.example 1\n", "dir.txt:1: prio kind must be" },
 		{ "prio rcpt *@b.example 1\n", "dir.txt:1: invalid priority pattern" },
 		{ "domain a b c d e f g h i\n", "dir.txt:1: too many fields" },
+		{ "domain a.example local\nlimit a.example\n", "dir.txt:2: usage: limit DEST" },
+		{ "limit a.example max_conns=0\n", "dir.txt:1: limit sets nothing" },
+		{ "limit a.example max_conns=1 max_conns=2\n", "dir.txt:1: limit field given twice" },
+		{ "limit a.example max_conns=100001\n", "dir.txt:1: max_conns= must be 0..100000" },
+		{ "limit a.example max_conns=-1\n", "dir.txt:1: max_conns= must be" },
+		{ "limit a.example max_conns=\n", "dir.txt:1: max_conns= must be" },
+		{ "limit a.example msgs_per_conn=1000001\n", "dir.txt:1: msgs_per_conn= must be 0..1000000" },
+		{ "limit a.example rate=99999999999\n", "dir.txt:1: rate= must be" },
+		{ "limit a.example rate=1x\n", "dir.txt:1: rate= must be" },
+		{ "limit a.example rate=01\n", "dir.txt:1: rate= must be" },
+		{ "limit a.example conns=1\n", "dir.txt:1: unexpected field" },
+		{ "limit a..example rate=1\n", "dir.txt:1: invalid destination" },
+		{ "limit mx:0 rate=1\n", "dir.txt:1: invalid destination" },
+		{ "limit mx:65536 rate=1\n", "dir.txt:1: invalid destination" },
+		{ "limit 2001:db8::1:25 rate=1\n", "dir.txt:1: invalid destination" },
+		{ "#\nlimit a.example rate=1\nlimit A.EXAMPLE max_conns=1\n", "dir.txt:3: duplicate limit destination" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		err[0] = 0;
@@ -481,6 +586,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(write_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(readers_not_blocked_and_fast, setup, teardown),
+		cmocka_unit_test_setup_teardown(limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(import_export_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(import_errors_atomic, setup, teardown),
 	};

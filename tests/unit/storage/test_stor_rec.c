@@ -280,6 +280,61 @@ static void dir_golden(void **st)
 	assert_int_equal(stor_rec_net_decode(buf, 9), STOR_ECORRUPT);
 }
 
+/* destination limits: 'l', three u32 LE (max_conns, msgs_per_conn,
+ * rate); checksum computed independently (Python bitwise CRC32C) */
+static void limit_golden(void **st)
+{
+	(void)st;
+	uint8_t buf[STOR_REC_LIMIT_SIZE + 1];
+	struct stor_dir_limit l = { .max_conns = 4, .msgs_per_conn = 100,
+				    .rate = 250 }, l2;
+	assert_int_equal(STOR_REC_LIMIT_SIZE, 20);
+	assert_int_equal(stor_rec_limit_ok(&l), 1);
+	stor_rec_limit_encode(&l, buf);
+	assert_string_equal(hex(buf, STOR_REC_LIMIT_SIZE),
+		"016c0000" "52bade56" "04000000" "64000000" "fa000000");
+	memset(&l2, 0xff, sizeof l2);
+	assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_LIMIT_SIZE, &l2), 0);
+	assert_int_equal(l2.max_conns, 4);
+	assert_int_equal(l2.msgs_per_conn, 100);
+	assert_int_equal(l2.rate, 250);
+	/* every truncation, every bit flip, trailing bytes */
+	for (size_t len = 0; len < STOR_REC_LIMIT_SIZE; len++)
+		assert_int_equal(stor_rec_limit_decode(buf, len, &l2), STOR_ECORRUPT);
+	for (size_t i = 0; i < STOR_REC_LIMIT_SIZE * 8; i++) {
+		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_LIMIT_SIZE, &l2),
+				 STOR_ECORRUPT);
+		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	buf[STOR_REC_LIMIT_SIZE] = 0;
+	assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_LIMIT_SIZE + 1, &l2),
+			 STOR_ECORRUPT);
+	/* all zero is a valid layout (every value: the config default) */
+	l = (struct stor_dir_limit){ 0 };
+	stor_rec_limit_encode(&l, buf);
+	assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_LIMIT_SIZE, &l2), 0);
+	assert_int_equal(l2.max_conns + l2.msgs_per_conn + l2.rate, 0);
+	/* bounds: the sluice.conf keys' ranges; above one is refused on
+	 * decode even with a good checksum */
+	l = (struct stor_dir_limit){ STOR_LIMIT_CONNS_MAX, STOR_LIMIT_MSGS_MAX,
+				     STOR_LIMIT_RATE_MAX };
+	assert_int_equal(stor_rec_limit_ok(&l), 1);
+	stor_rec_limit_encode(&l, buf);
+	assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_LIMIT_SIZE, &l2), 0);
+	l.rate++;
+	assert_int_equal(stor_rec_limit_ok(&l), 0);
+	stor_rec_limit_encode(&l, buf);
+	assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_LIMIT_SIZE, &l2), STOR_ECORRUPT);
+	l = (struct stor_dir_limit){ STOR_LIMIT_CONNS_MAX + 1, 0, 0 };
+	assert_int_equal(stor_rec_limit_ok(&l), 0);
+	l = (struct stor_dir_limit){ 0, STOR_LIMIT_MSGS_MAX + 1, 0 };
+	assert_int_equal(stor_rec_limit_ok(&l), 0);
+	/* another record type is not a limit */
+	stor_rec_prio_encode(1, buf);
+	assert_int_equal(stor_rec_limit_decode(buf, STOR_REC_HDR + 1, &l2), STOR_ECORRUPT);
+}
+
 static void strerror_codes(void **st)
 {
 	(void)st;
@@ -300,6 +355,7 @@ int main(void)
 		cmocka_unit_test(body_golden),
 		cmocka_unit_test(dest_golden),
 		cmocka_unit_test(dir_golden),
+		cmocka_unit_test(limit_golden),
 		cmocka_unit_test(strerror_codes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
