@@ -535,3 +535,32 @@ def test_sigkill_during_delivery():
         else:
             print("the lab now runs on another state dir: someone else's, left alone")
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_many_connections_no_spurious_deferrals():
+    """20 connections per destination (the default), 4000 messages from 20
+    smtp-source sessions, sink up throughout: all delivered within 30 s
+    (default retry schedule: a deferral costs a minute) and no deferral
+    logged"""
+    work = tempfile.mkdtemp(prefix="sluice-relay-conns-", dir="/var/tmp")
+    ml = mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
+                     "--set", "smtp.per_client_max_conns=0")
+    MAIL_LOG[0] = ml.log
+    pid = lab_pid()
+    sink = SinkProc(os.path.join(work, "sink"), port=2525)
+    try:
+        sink.start()
+        r = ml.exec("smtp-source", "-v", "-s", "20", "-m", "4000", "-l", "1024",
+                    "-f", "mc@" + SENDER_DOM, "-t", "mc@" + RELAY, "%s:25" % ml.sluice,
+                    timeout=120, check=False)
+        ids = set(SOURCE_QID.findall(r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")))
+        assert r.returncode == 0 and len(ids) == 4000, (r.returncode, len(ids))
+        wait_delivered(sink, {q: {"mc@" + RELAY} for q in ids}, 30, "20 connections per destination")
+        log = open(ml.log, errors="replace").read()
+        deferred = [ln for ln in log.splitlines() if "status=deferred" in ln]
+        assert not deferred, diag(sink, "%d deferrals with the next hop up, e.g.\n%s" % (
+            len(deferred), "\n".join(deferred[:5])))
+    finally:
+        sink.stop()
+        lab_down_if_ours(pid)
+        shutil.rmtree(work, ignore_errors=True)
