@@ -28,16 +28,21 @@
 #define DIR_LIST_LIMIT 1000
 #define DIR_LIST_LIMIT_MAX 100000
 
-static const char *const tab_names[STOR_DIR_NTABLES] = {
-	"domain", "rcpt", "user", "net", "prio",
+static const char *const tab_names[] = {
+	"domain", "rcpt", "user", "net", "prio", "limit",
 };
+_Static_assert(sizeof(tab_names) / sizeof(tab_names[0]) == STOR_DIR_NTABLES,
+	       "a name for every directory table");
 
-/* tab_parse - "domain(s)", "rcpt(s)", "user(s)", "net(s)", "prio"; -1 */
+/* tab_parse - "domain(s)", "rcpt(s)", "user(s)", "net(s)", "prio",
+ * "limit(s)"; -1 */
 static int tab_parse(const char *s)
 {
-	static const char *const plural[STOR_DIR_NTABLES] = {
-		"domains", "rcpts", "users", "nets", "prios",
+	static const char *const plural[] = {
+		"domains", "rcpts", "users", "nets", "prios", "limits",
 	};
+	_Static_assert(sizeof(plural) / sizeof(plural[0]) == STOR_DIR_NTABLES,
+		       "a plural for every directory table");
 
 	for (int i = 0; i < STOR_DIR_NTABLES; i++)
 		if (!strcmp(s, tab_names[i]) || !strcmp(s, plural[i]))
