@@ -17,7 +17,8 @@
  *
  * Per job: an idle connection of the same destination (dest_id, TLS
  * policy, one of the job's hops not yet given up) that has carried fewer
- * than max_msgs_per_conn messages is reused (the engine sends RSET before
+ * than the job's max_msgs (a directory limit; else [delivery]
+ * max_msgs_per_conn) messages is reused (the engine sends RSET before
  * every later message); otherwise net_connect to the job's current hop.
  * Source ports: net_connect asks the glue's net_io.pick_sport, which
  * (glue.c -> rss_pick_sport) picks a port whose reply hashes by RSS to
