@@ -216,11 +216,11 @@ def lab_down_if_ours(pid):
 @pytest.fixture(scope="class")
 def env():
     work = tempfile.mkdtemp(prefix="sluice-relay-", dir="/var/tmp")
-    ml = mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
-                     "--set", "delivery.retry_schedule=2s,2s,3s",
-                     "--set", "delivery.max_lifetime=%ds" % LIFETIME_S,
-                     "--set", "delivery.delay_warning=0",
-                     "--set", "delivery.max_conns_per_dest=1")
+    try:
+        ml = _class_lab_up()
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     MAIL_LOG[0] = ml.log
     pid = lab_pid()
     sink = SinkProc(os.path.join(work, "sink"), port=2525,
@@ -233,6 +233,14 @@ def env():
         sink.stop()
         lab_down_if_ours(pid)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _class_lab_up():
+    return mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
+                     "--set", "delivery.retry_schedule=2s,2s,3s",
+                     "--set", "delivery.max_lifetime=%ds" % LIFETIME_S,
+                     "--set", "delivery.delay_warning=0",
+                     "--set", "delivery.max_conns_per_dest=1")
 
 
 # ---------------------------------------------------------------- tests
@@ -480,9 +488,13 @@ def test_sigkill_during_delivery():
     work = tempfile.mkdtemp(prefix="sluice-relay-crash-", dir="/var/tmp")
     state = os.path.join(work, "state")
     os.mkdir(state)
-    ml = mail_lab_up("--state", state, "--set", "storage.durability=full",
-                     "--route", "%s=peer:2525" % SENDER_DOM, "--route", "hold.test=peer:2525",
-                     "--set", "delivery.retry_schedule=2s,2s,3s")
+    try:
+        ml = mail_lab_up("--state", state, "--set", "storage.durability=full",
+                         "--route", "%s=peer:2525" % SENDER_DOM, "--route", "hold.test=peer:2525",
+                         "--set", "delivery.retry_schedule=2s,2s,3s")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     MAIL_LOG[0] = ml.log
     sink = SinkProc(os.path.join(work, "sink"), port=2525, args=["--data-delay", "0.2"])
     try:
@@ -543,8 +555,12 @@ def test_many_connections_no_spurious_deferrals():
     (default retry schedule: a deferral costs a minute) and no deferral
     logged"""
     work = tempfile.mkdtemp(prefix="sluice-relay-conns-", dir="/var/tmp")
-    ml = mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
-                     "--set", "smtp.per_client_max_conns=0")
+    try:
+        ml = mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
+                         "--set", "smtp.per_client_max_conns=0")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     MAIL_LOG[0] = ml.log
     pid = lab_pid()
     sink = SinkProc(os.path.join(work, "sink"), port=2525)
