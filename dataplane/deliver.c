@@ -88,8 +88,20 @@ struct deliver {
 	unsigned d_head, d_n;
 	unsigned held;
 	int need_dispatch, dispatching;
+	uint64_t last_now;    /* the clock as the engines saw it last */
 	struct deliver_stats st;
 };
+
+/* dl_clock - callers read the clock at different points of a reactor
+ * round (events fresh, the poller from the round start): the engines
+ * and timers must never see time go back */
+static uint64_t dl_clock(struct deliver *d, uint64_t now)
+{
+	if (now < d->last_now)
+		return d->last_now;
+	d->last_now = now;
+	return now;
+}
 
 static const char *const deliver_errs[] = {
 	[DELIVER_OK] = "ok",
@@ -961,6 +973,7 @@ void deliver_event(struct deliver *d, const struct net_event *ev,
 	uintptr_t u = (uintptr_t)ev->user, lo = (uintptr_t)d->conn;
 	struct dconn *c;
 
+	now = dl_clock(d, now);
 	if (u < lo || u >= lo + d->n_conn * sizeof(*c) ||
 	    (u - lo) % sizeof(*c))
 		return;
@@ -988,7 +1001,9 @@ static int dc_timers(struct deliver *d, struct dconn *c, uint64_t now)
 
 	switch (c->st) {
 	case DC_CONNECTING:
-		if (now - c->t_state < (uint64_t)cf->connect_timeout_s * 1000000)
+		/* now may be older than t_state (an event path read the
+		 * clock later than this poll round): never subtract */
+		if (now < c->t_state + (uint64_t)cf->connect_timeout_s * 1000000)
 			return 0;
 		d->st.connect_fail++;
 		snprintf(why, sizeof(why), "connect to %s: timed out after %u s",
@@ -997,7 +1012,7 @@ static int dc_timers(struct deliver *d, struct dconn *c, uint64_t now)
 		dc_release(d, c, 1);
 		return 1;
 	case DC_IDLE:
-		if (now - c->t_state < (uint64_t)cf->idle_conn_s * 1000000)
+		if (now < c->t_state + (uint64_t)cf->idle_conn_s * 1000000)
 			return 0;
 		d->st.idle_closed++;
 		dc_quit(d, c, now);
@@ -1005,7 +1020,7 @@ static int dc_timers(struct deliver *d, struct dconn *c, uint64_t now)
 		return 1;
 	case DC_QUIT:
 	case DC_DRAIN:
-		if (now - c->t_state >= DELIVER_QUIT_WAIT_US) {
+		if (now >= c->t_state + DELIVER_QUIT_WAIT_US) {
 			dc_release(d, c, 1);
 			return 1;
 		}
@@ -1028,6 +1043,7 @@ int deliver_poll(struct deliver *d, uint64_t now)
 {
 	int work = 0;
 
+	now = dl_clock(d, now);
 	for (unsigned i = 0; i < d->n_conn; i++)
 		work += dc_timers(d, &d->conn[i], now);
 	if (d->need_dispatch && d->f_n) {
@@ -1082,6 +1098,7 @@ int deliver_job(struct deliver *d, struct djob *j, uint64_t now)
 {
 	struct djent e = { j, 0, 0 };
 
+	now = dl_clock(d, now);
 	if (!j)
 		return -DELIVER_EINVAL;
 	if (d->held >= d->c.max_jobs)
@@ -1154,6 +1171,7 @@ void deliver_job_refuse(struct djob *j, uint64_t now)
 
 void deliver_stop(struct deliver *d, uint64_t now)
 {
+	now = dl_clock(d, now);
 	for (unsigned i = 0; i < d->n_conn; i++) {
 		struct dconn *c = &d->conn[i];
 		struct djent e = dc_detach(c);
