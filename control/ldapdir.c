@@ -1095,8 +1095,11 @@ static void *ldapdir_main(void *arg)
 		nanosleep(&idle, NULL);
 	}
 	/* io lcores are stopped: answer what is left so nothing dangles */
-	if (l->ld)
+	if (l->ld && l->npend)
 		ldapdir_drop(l, "stopping", true);
+	if (l->ld)
+		ldap_unbind_ext(l->ld, NULL, NULL);
+	l->ld = NULL;
 	if (l->bind_w)
 		ldapdir_auth_finish(l, l->bind_w, 454);
 	l->bind_w = NULL;

@@ -228,9 +228,21 @@ def env():
         sl.stop()                 # by its PID (Popen), even on failure
         if lab_up_ok:
             # shown by pytest when the test failed
-            with open(e["SLUICE_LOG"], errors="replace") as f:
-                print("sluiced log tail:\n" + "".join(f.readlines()[-60:]))
+            try:
+                with open(e["SLUICE_LOG"], errors="replace") as f:
+                    print("sluiced log tail:\n" + "".join(f.readlines()[-60:]))
+            except OSError as x:      # someone else took the lab down
+                print("sluiced log: %s" % x)
             lab_down()
+            # sanitizer builds report at exit: the log tests/lab down kept
+            with open("/run/sluice-lab.last.log", errors="replace") as f:
+                last = f.read()
+            assert "Sanitizer" not in last and "runtime error:" not in last, \
+                last[-5000:]
+            # the backend's summary at stop, with the work it did
+            m = re.search(r"ldap: (\d+) searches .* AUTH (\d+) ok", last)
+            assert m and int(m.group(1)) >= 8 and int(m.group(2)) >= 2, \
+                last[-3000:]
         shutil.rmtree(tmp, ignore_errors=True)
 
 
