@@ -344,11 +344,14 @@ static int cmd_status(struct ctx *x, int argc, char **argv)
 	up = x->e->started_us && now > x->e->started_us ?
 	     (now - x->e->started_us) / 1000000 : 0;
 	jw_u64(&x->data, "uptime_s", up);
-	buf_printf(&x->text, "sluiced up %llud %02lluh%02llum%02llus\n",
+	jw_bool(&x->data, "draining", x->e->ops.draining);
+	buf_printf(&x->text, "sluiced up %llud %02lluh%02llum%02llus%s\n",
 		   (unsigned long long)(up / 86400),
 		   (unsigned long long)(up / 3600 % 24),
 		   (unsigned long long)(up / 60 % 60),
-		   (unsigned long long)(up % 60));
+		   (unsigned long long)(up % 60),
+		   x->e->ops.draining ? ", DRAINING (SMTP ports closed; "
+		   "see drain status)" : "");
 	status_sched(x);
 	status_rings(x);
 	status_lcores(x);
