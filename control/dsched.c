@@ -46,6 +46,8 @@
 #include <rte_hash.h>
 #include <rte_jhash.h>
 #include <rte_ring.h>
+#include <rte_spinlock.h>
+#include <rte_telemetry.h>
 
 #include "djob.h"
 #include "dsched.h"
@@ -71,6 +73,7 @@
 #define DS_LAT_N 4096
 #define DS_RATE_N 11                 /* 1 s samples for delivered_per_s */
 #define DS_GROUPS 64                 /* destinations handled per round */
+#define DS_PUB_US 2000000ull         /* telemetry copy of the status */
 #define DS_COMMIT_WAIT_US 5000       /* a due round waits for its updates */
 
 struct ds_msg;
@@ -190,7 +193,11 @@ struct dsched {
 	uint32_t lat_n, lat_i;
 	uint64_t rate_t[DS_RATE_N], rate_v[DS_RATE_N];
 	uint32_t rate_i;
-	uint64_t next_tick_us, next_expire_us;
+	uint64_t next_tick_us, next_expire_us, next_pub_us;
+	/* a copy of dsched_status for other threads (telemetry), renewed
+	 * every DS_PUB_US by the scheduler's own thread */
+	rte_spinlock_t pub_lock;
+	struct dsched_status pub;
 	struct dsched_status st;         /* counters part */
 };
 
@@ -1859,6 +1866,15 @@ static void ds_tick(struct dsched *s, uint64_t now)
 		s->next_expire_us = now + 10 * 1000000ull;
 		ds_expire_down(s, now);
 	}
+	if (now >= s->next_pub_us) {
+		struct dsched_status st;
+
+		s->next_pub_us = now + DS_PUB_US;
+		dsched_status(s, &st);
+		rte_spinlock_lock(&s->pub_lock);
+		s->pub = st;
+		rte_spinlock_unlock(&s->pub_lock);
+	}
 	s->rate_i = (s->rate_i + 1) % DS_RATE_N;
 	s->rate_t[s->rate_i] = now;
 	s->rate_v[s->rate_i] = s->st.delivered;
@@ -1928,6 +1944,7 @@ int dsched_new(struct mstore *m, const struct cfg *c, struct dsched **out,
 	s->m = m;
 	s->c = c;
 	s->d = &c->delivery;
+	rte_spinlock_init(&s->pub_lock);
 	TAILQ_INIT(&s->runq);
 	TAILQ_INIT(&s->backlog);
 	s->msgs = rte_hash_create(&hm);
@@ -2421,4 +2438,65 @@ void dsched_status(const struct dsched *s, struct dsched_status *st)
 		st->deliver_p50_us = lat[s->lat_n / 2];
 		st->deliver_p99_us = lat[(s->lat_n * 99) / 100];
 	}
+}
+
+/* ---- DPDK telemetry: /sluice/queue/status ---- */
+
+static struct dsched *ds_tel;      /* telemetry callbacks take no argument */
+
+static int ds_tel_status(const char *cmd, const char *params,
+			 struct rte_tel_data *d)
+{
+	static const char *const states[] = { "ready", "active", "deferred",
+					      "held", "hold" };
+	struct dsched_status st;
+	char name[32];
+
+	(void)cmd;
+	(void)params;
+	if (!ds_tel)
+		return -ENOTSUP;
+	rte_spinlock_lock(&ds_tel->pub_lock);
+	st = ds_tel->pub;
+	rte_spinlock_unlock(&ds_tel->pub_lock);
+	rte_tel_data_start_dict(d);
+#define DS_TEL(f) rte_tel_data_add_dict_u64(d, #f, st.f)
+	DS_TEL(messages);
+	DS_TEL(jobs_active);
+	DS_TEL(destinations);
+	DS_TEL(links_closed);
+	DS_TEL(links_down);
+	DS_TEL(pending_commits);
+	DS_TEL(delivered);
+	DS_TEL(deferred);
+	DS_TEL(failed);
+	DS_TEL(expired);
+	DS_TEL(bounces);
+	DS_TEL(delay_notices);
+	DS_TEL(relayed_notices);
+	DS_TEL(attempts);
+	DS_TEL(conn_failures);
+	DS_TEL(deliver_p50_us);
+	DS_TEL(deliver_p99_us);
+#undef DS_TEL
+	rte_tel_data_add_dict_u64(d, "delivered_per_s",
+				  (uint64_t)(st.delivered_per_s + 0.5));
+	for (int p = 0; p < 8; p++) {
+		snprintf(name, sizeof(name), "prio/%d", p);
+		rte_tel_data_add_dict_u64(d, name, st.by_prio[p]);
+	}
+	for (int i = 0; i < DSCHED_M_UNKNOWN; i++) {
+		snprintf(name, sizeof(name), "state/%s", states[i]);
+		rte_tel_data_add_dict_u64(d, name, st.by_state[i]);
+	}
+	return 0;
+}
+
+void dsched_telemetry(struct dsched *s)
+{
+	ds_tel = s;
+	if (s)
+		rte_telemetry_register_cmd("/sluice/queue/status",
+			ds_tel_status, "Delivery queue: messages by priority "
+			"and state, counters (renewed every 2 s)");
 }

@@ -128,4 +128,9 @@ struct dsched_status {
 };
 void dsched_status(const struct dsched *s, struct dsched_status *st);
 
+/* dsched_telemetry - register /sluice/queue/status (DPDK telemetry: a
+ * copy of dsched_status renewed every 2 s by the scheduler's thread);
+ * NULL unregisters the scheduler (the command then answers -ENOTSUP) */
+void dsched_telemetry(struct dsched *s);
+
 #endif

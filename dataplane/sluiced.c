@@ -247,6 +247,7 @@ static void sluiced_teardown(bool eal_up)
 	sl_metrics = NULL;
 	if (sl_store_open) {
 		mstore_stop(&sl_store);
+		dsched_telemetry(NULL);
 		dsched_free(sl_sched);
 		sl_sched = NULL;
 		for (unsigned i = 0; i < sl_n_wk; i++)
@@ -383,6 +384,7 @@ static void sluiced_prepare_smtp(const struct cfg *c)
 			sluiced_teardown(true);
 			log_fatal("%s", err);
 		}
+		dsched_telemetry(sl_sched);
 	}
 	if (mstore_start(&sl_store, err, sizeof(err)) < 0) {
 		sluiced_teardown(true);

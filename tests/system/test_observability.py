@@ -280,7 +280,8 @@ def test_metrics_listen_config(env, tmp_path):
 @pytest.mark.skipif(not os.access(TELEMETRY, os.X_OK), reason="no %s (Debian package dpdk)" % TELEMETRY)
 def test_dpdk_telemetry(env):
     r = subprocess.run([TELEMETRY, "-f", "sluice-lab"], input="/\n/sluice/info\n/sluice/deliver/counters\n"
-                       "/sluice/smtp/counters\n", capture_output=True, text=True, timeout=30)
+                       "/sluice/smtp/counters\n/sluice/queue/status\n", capture_output=True, text=True,
+                       timeout=30)
     assert r.returncode == 0, r.stderr
     answers = {}
     for line in r.stdout.splitlines():
@@ -295,3 +296,9 @@ def test_dpdk_telemetry(env):
     assert {"msgs", "rcpt_2xx", "ring/djob/depth", "ring/dres/depth", "ring/sched_new/depth"} <= set(dc), dc
     sc = answers["/sluice/smtp/counters"]
     assert sc["queued"] >= 1 and "ring/0/depth" in sc, sc
+    qs = answers["/sluice/queue/status"]
+    assert {"messages", "jobs_active", "delivered", "deferred", "bounces", "links_closed",
+            "prio/0", "prio/7", "state/held", "state/deferred"} <= set(qs), qs
+    # the scheduler's copy is at most 2 s old: what the lab delivered so far
+    # (the mail earlier tests sent through it) shows up
+    assert sum(qs["prio/%d" % p] for p in range(8)) == qs["messages"], qs
