@@ -825,23 +825,12 @@ static void ds_load(struct dsched *s, uint64_t qid, uint64_t now)
 	stor_reader_end(s->rd);
 }
 
-/* ds_scan_all - index every message of the queue not known yet, and the
- * destinations' link states (start-up, and after a notice ring overflow) */
-static int ds_scan_all(struct dsched *s, char *err, size_t errlen)
+/* ds_scan_dests - link states from the `dest` records */
+static void ds_scan_dests(struct dsched *s, MDB_cursor *cur)
 {
-	const struct stor_queue_dbi *dbi = stor_queue_dbis(s->m->q);
-	MDB_cursor *cur;
 	MDB_val k, v;
-	uint64_t n = 0, bad = 0;
-	int rc = stor_reader_begin(s->rd);
+	int rc;
 
-	if (rc == 0)
-		rc = mdb_cursor_open(stor_reader_txn(s->rd), dbi->dest, &cur);
-	if (rc) {
-		snprintf(err, errlen, "queue scan: %s", stor_strerror(rc));
-		stor_reader_end(s->rd);
-		return -1;
-	}
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct stor_dest sd;
@@ -862,13 +851,16 @@ static int ds_scan_all(struct dsched *s, char *err, size_t errlen)
 		d->changed_us = sd.changed_us;
 		ds_cstr(sd.last_error, d->last_error, sizeof(d->last_error));
 	}
-	mdb_cursor_close(cur);
-	rc = mdb_cursor_open(stor_reader_txn(s->rd), dbi->meta, &cur);
-	if (rc) {
-		snprintf(err, errlen, "queue scan: %s", stor_strerror(rc));
-		stor_reader_end(s->rd);
-		return -1;
-	}
+}
+
+/* ds_scan_msgs - index every message of `meta` not known yet; -1 when
+ * the index is full (out of memory or DS_MAX_MSGS) */
+static int ds_scan_msgs(struct dsched *s, MDB_cursor *cur, uint64_t *n,
+			uint64_t *bad)
+{
+	MDB_val k, v;
+	int rc;
+
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct stor_msg mm;
@@ -881,21 +873,48 @@ static int ds_scan_all(struct dsched *s, char *err, size_t errlen)
 			continue;
 		if (stor_rec_msg_decode(v.mv_data, v.mv_size, &mm, s->rbuf,
 					STOR_RCPT_MAX) != 0) {
-			bad++;
+			(*bad)++;
 			continue;
 		}
-		if (!ds_add(s, qid, &mm)) {
-			snprintf(err, errlen, "queue scan: cannot index message "
-				 "%llu (out of memory or over %u messages)",
-				 (unsigned long long)n, DS_MAX_MSGS);
-			mdb_cursor_close(cur);
-			stor_reader_end(s->rd);
+		if (!ds_add(s, qid, &mm))
 			return -1;
-		}
-		n++;
+		(*n)++;
 	}
-	mdb_cursor_close(cur);
+	return 0;
+}
+
+/* ds_scan_all - index every message of the queue not known yet, and the
+ * destinations' link states (start-up, and after a notice ring overflow) */
+static int ds_scan_all(struct dsched *s, char *err, size_t errlen)
+{
+	const struct stor_queue_dbi *dbi = stor_queue_dbis(s->m->q);
+	MDB_cursor *dc = NULL, *mc = NULL;
+	uint64_t n = 0, bad = 0;
+	int rc = stor_reader_begin(s->rd), full = 0;
+
+	if (rc == 0)
+		rc = mdb_cursor_open(stor_reader_txn(s->rd), dbi->dest, &dc);
+	if (rc == 0)
+		rc = mdb_cursor_open(stor_reader_txn(s->rd), dbi->meta, &mc);
+	if (rc == 0) {
+		ds_scan_dests(s, dc);
+		full = ds_scan_msgs(s, mc, &n, &bad);
+	}
+	if (dc)
+		mdb_cursor_close(dc);
+	if (mc)
+		mdb_cursor_close(mc);
 	stor_reader_end(s->rd);
+	if (rc) {
+		snprintf(err, errlen, "queue scan: %s", stor_strerror(rc));
+		return -1;
+	}
+	if (full) {
+		snprintf(err, errlen, "queue scan: cannot index message %llu "
+			 "(out of memory or over %u messages)",
+			 (unsigned long long)n, DS_MAX_MSGS);
+		return -1;
+	}
 	if (bad)
 		log_warn("scheduler: %llu queue records could not be decoded "
 			 "(see sluice-stor queue-info)", (unsigned long long)bad);
