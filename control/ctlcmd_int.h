@@ -4,7 +4,7 @@
  * ...; ctlcmd_link.c: link ..., status; ctlcmd_stats.c: stats). Private
  * to those files: nothing outside control/ctlcmd*.c includes it.
  *
- * A growing text buffer (struct buf, bounded by CTLCMD_OUT_MAX), a JSON
+ * The growing text buffer (buf.h, bounded by CTLCMD_OUT_MAX), a JSON
  * writer over it (jw_*: separators are inserted by jw_key, so callers
  * just emit keys and values in order), the request context (struct ctx:
  * the "data" object and the "text" table being built, the error), the
@@ -21,6 +21,7 @@
 #define SLUICE_CTLCMD_INT_H
 
 #include "ctlcmd.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -44,78 +45,7 @@
 #define CTLCMD_LIST_DESTS 8      /* destinations named per list row */
 #define CTLCMD_DEST_MAX 255
 
-/* ---- growing text buffer ---- */
-
-struct buf {
-	char *p;
-	size_t n, cap;
-	bool fail;       /* out of memory or above CTLCMD_OUT_MAX */
-};
-
-/* buf_reserve - room for n more bytes and a NUL; 0 or -1 (b->fail) */
-static inline int buf_reserve(struct buf *b, size_t n)
-{
-	if (b->fail)
-		return -1;
-	if (n > CTLCMD_OUT_MAX || b->n + n > CTLCMD_OUT_MAX) {
-		b->fail = true;
-		return -1;
-	}
-	if (b->n + n + 1 > b->cap) {
-		size_t c = b->cap ? b->cap : 1024;
-		char *q;
-
-		while (c < b->n + n + 1)
-			c *= 2;
-		if (!(q = realloc(b->p, c))) {
-			b->fail = true;
-			return -1;
-		}
-		b->p = q;
-		b->cap = c;
-	}
-	return 0;
-}
-
-/* buf_add - append n bytes (keeps a NUL after them) */
-static inline void buf_add(struct buf *b, const void *s, size_t n)
-{
-	if (buf_reserve(b, n) < 0)
-		return;
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = 0;
-}
-
-static inline void buf_printf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static inline void buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (k < 0)
-		return;
-	if ((size_t)k < sizeof(tmp)) {
-		buf_add(b, tmp, (size_t)k);
-		return;
-	}
-	char *big = malloc((size_t)k + 1);
-
-	if (!big) {
-		b->fail = true;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)k + 1, fmt, ap);
-	va_end(ap);
-	buf_add(b, big, (size_t)k);
-	free(big);
-}
+/* ---- growing text buffer (struct buf, buf_add, buf_printf: buf.h) ---- */
 
 /* buf_text - append client-supplied bytes for people: control bytes
  * become '?', at most max bytes ("..." marks a cut) */

@@ -8,7 +8,8 @@
  * metrics_fams[] is written, in that order, with its HELP and TYPE lines
  * and all its samples together; the list is the one docs/operations.md
  * documents (tests/system/test_observability.py compares them); the
- * server never blocks the control thread on a client.
+ * server (reqsrv.h: slots, accept, deadline, read, write) never blocks
+ * the control thread on a client; here are its framing and answers.
  */
 #define _GNU_SOURCE
 #include "metrics.h"
@@ -16,7 +17,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,55 +26,11 @@
 
 #include <rte_ring.h>
 
+#include "buf.h"
 #include "ctlcmd.h"
+#include "reqsrv.h"
 #include "mstore.h"
 #include "stor_queue.h"
-
-/* ---- growing output buffer ---- */
-
-struct mbuf {
-	char *p;
-	size_t n, cap;
-	bool fail;
-};
-
-static void mb_add(struct mbuf *b, const char *s, size_t n)
-{
-	if (b->fail)
-		return;
-	if (b->n + n + 1 > b->cap) {
-		size_t c = b->cap ? b->cap : 16384;
-		char *q;
-
-		while (c < b->n + n + 1)
-			c *= 2;
-		if (!(q = realloc(b->p, c))) {
-			b->fail = true;
-			return;
-		}
-		b->p = q;
-		b->cap = c;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = 0;
-}
-
-static void mb_printf(struct mbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void mb_printf(struct mbuf *b, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-	int k;
-
-	va_start(ap, fmt);
-	k = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (k < 0)
-		return;
-	mb_add(b, tmp, (size_t)k < sizeof(tmp) ? (size_t)k : sizeof(tmp) - 1);
-}
 
 /* ---- per-lcore tables: drops by cause, TCP states ---- */
 
@@ -289,7 +245,7 @@ size_t metrics_label_escape(char *out, size_t cap, const char *s)
 }
 
 struct mctx {
-	struct mbuf *b;
+	struct buf *b;
 	const struct metrics_sample *s;
 	const char *name;
 };
@@ -297,14 +253,14 @@ struct mctx {
 /* one sample line: name{labels} value; labels "" or 'a="x",b="y"' */
 static void m_u64(struct mctx *c, const char *labels, uint64_t v)
 {
-	mb_printf(c->b, "%s%s%s%s %llu\n", c->name, *labels ? "{" : "",
+	buf_printf(c->b, "%s%s%s%s %llu\n", c->name, *labels ? "{" : "",
 		  labels, *labels ? "}" : "", (unsigned long long)v);
 }
 
 static void m_dbl(struct mctx *c, const char *suffix, const char *labels,
 		  double v)
 {
-	mb_printf(c->b, "%s%s%s%s%s %.6f\n", c->name, suffix,
+	buf_printf(c->b, "%s%s%s%s%s %.6f\n", c->name, suffix,
 		  *labels ? "{" : "", labels, *labels ? "}" : "", v);
 }
 
@@ -490,7 +446,7 @@ static void f_smtp_commit(struct mctx *c, size_t off)
 
 		lbl_lcore(l, sizeof(l), c->s->io[k].lcore_id);
 		m_dbl(c, "_sum", l, (double)s->eod_to_250_us_sum / 1e6);
-		mb_printf(c->b, "%s_count{%s} %llu\n", c->name, l,
+		buf_printf(c->b, "%s_count{%s} %llu\n", c->name, l,
 			  (unsigned long long)s->eod_to_250_n);
 	}
 }
@@ -1026,13 +982,13 @@ const char *const *metrics_families(void)
 int metrics_render(const struct metrics_sample *s, char **out,
 		   size_t *outlen)
 {
-	struct mbuf b = { 0 };
+	struct buf b = { 0 };
 	struct mctx c = { .b = &b, .s = s };
 
 	for (size_t i = 0; i < N_FAMS; i++) {
 		const struct mfam *f = &metrics_fams[i];
 
-		mb_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
+		buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
 			  f->name, f->type);
 		c.name = f->name;
 		f->fn(&c, f->off);
@@ -1072,21 +1028,110 @@ int metrics_parse_listen(const char *s, uint32_t *ip, uint16_t *port)
 	return 0;
 }
 
-struct metrics_client {
-	int fd;                        /* -1 = free */
-	bool answered;
-	size_t inlen;
-	char in[METRICS_REQ_MAX + 1];
-	char *out;
-	size_t outlen, outoff;
-	uint64_t deadline_us;
+struct metrics {
+	struct reqsrv *srv;
+	const struct ctlcmd_env *env;
+	uint64_t requests;
 };
 
-struct metrics {
-	int lfd;
-	const struct ctlcmd_env *env;
-	struct metrics_client cl[METRICS_CLIENTS];
-	uint64_t requests;
+/* the server's limits: every free slot may accept at each poll */
+static const struct reqsrv_cfg metrics_cfg = { .slots = METRICS_CLIENTS,
+	.burst = METRICS_CLIENTS, .timeout_ms = METRICS_TIMEOUT_MS,
+	.head_max = METRICS_REQ_MAX };
+
+/* metrics_reply - status line, headers and body into *out (NULL when
+ * out of memory: the connection is closed without an answer) */
+static void metrics_reply(char **out, size_t *outlen, const char *status,
+			  const char *ctype, const char *body, size_t n)
+{
+	struct buf b = { 0 };
+
+	buf_printf(&b, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: "
+		   "%zu\r\nConnection: close\r\n%s\r\n", status, ctype, n,
+		   status[0] == '4' && status[2] == '5' ? "Allow: GET\r\n" : "");
+	buf_add(&b, body, n);
+	if (b.fail) {
+		free(b.p);
+		*out = NULL;
+		*outlen = 0;
+		return;
+	}
+	*out = b.p;
+	*outlen = b.n;
+}
+
+static void metrics_text(char **out, size_t *outlen, const char *status,
+			 const char *msg)
+{
+	metrics_reply(out, outlen, status, "text/plain; charset=utf-8", msg,
+		      strlen(msg));
+}
+
+/* metrics_frame - the request head ends at an empty line; 0 before */
+static size_t metrics_frame(void *user, const char *in, size_t n)
+{
+	(void)user;
+	return strstr(in, "\r\n\r\n") || strstr(in, "\n\n") ? n : 0;
+}
+
+/* metrics_answer - the request head is in[0..n); a connection closed
+ * before a whole head gets no answer */
+static void metrics_answer(void *user, char *in, size_t n,
+			   enum reqsrv_end end, char **out, size_t *outlen)
+{
+	struct metrics *m = user;
+	char *sp1, *sp2, *eol, *q;
+	struct metrics_sample s;
+	char *body;
+	size_t len;
+
+	(void)n;
+	if (end == REQSRV_FULL) {
+		metrics_text(out, outlen, "400 Bad Request",
+			     "request too large\n");
+		return;
+	}
+	if (end != REQSRV_WHOLE)
+		return;
+	eol = strpbrk(in, "\r\n");
+	if (eol)
+		*eol = 0;
+	sp1 = strchr(in, ' ');
+	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	if (!sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+		metrics_text(out, outlen, "400 Bad Request", "bad request\n");
+		return;
+	}
+	*sp1 = *sp2 = 0;
+	if (strcmp(in, "GET") != 0) {
+		metrics_text(out, outlen, "405 Method Not Allowed",
+			     "only GET\n");
+		return;
+	}
+	if ((q = strchr(sp1 + 1, '?')))
+		*q = 0;
+	if (strcmp(sp1 + 1, "/metrics") != 0) {
+		metrics_text(out, outlen, "404 Not Found",
+			     "not found; try /metrics\n");
+		return;
+	}
+	m->requests++;
+	if (metrics_sample_take(m->env, &s, METRICS_DEST_MAX) < 0 ||
+	    metrics_render(&s, &body, &len) < 0) {
+		metrics_sample_free(&s);
+		metrics_text(out, outlen, "500 Internal Server Error",
+			     "out of memory\n");
+		return;
+	}
+	metrics_sample_free(&s);
+	metrics_reply(out, outlen, "200 OK",
+		      "text/plain; version=0.0.4; charset=utf-8", body, len);
+	free(body);
+}
+
+static const struct reqsrv_ops metrics_ops = {
+	.frame = metrics_frame,
+	.answer = metrics_answer,
 };
 
 int metrics_open(const char *addr, const struct ctlcmd_env *env,
@@ -1096,7 +1141,7 @@ int metrics_open(const char *addr, const struct ctlcmd_env *env,
 	struct metrics *m;
 	uint32_t ip;
 	uint16_t port;
-	int one = 1;
+	int one = 1, lfd;
 
 	*out = NULL;
 	if (metrics_parse_listen(addr, &ip, &port) < 0) {
@@ -1109,18 +1154,21 @@ int metrics_open(const char *addr, const struct ctlcmd_env *env,
 		snprintf(err, errlen, "metrics: out of memory");
 		return -1;
 	}
-	for (unsigned i = 0; i < METRICS_CLIENTS; i++)
-		m->cl[i].fd = -1;
 	m->env = env;
-	m->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (m->lfd < 0 ||
-	    setsockopt(m->lfd, SOL_SOCKET, SO_REUSEADDR, &one,
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (lfd < 0 ||
+	    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one,
 		       sizeof(one)) < 0 ||
-	    bind(m->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(m->lfd, 32) < 0) {
+	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(lfd, 32) < 0) {
 		snprintf(err, errlen, "metrics %s: %s", addr, strerror(errno));
-		if (m->lfd >= 0)
-			close(m->lfd);
+		if (lfd >= 0)
+			close(lfd);
+		free(m);
+		return -1;
+	}
+	if (!(m->srv = reqsrv_open(lfd, &metrics_cfg, &metrics_ops, m))) {
+		snprintf(err, errlen, "metrics: out of memory");
 		free(m);
 		return -1;
 	}
@@ -1128,186 +1176,17 @@ int metrics_open(const char *addr, const struct ctlcmd_env *env,
 	return 0;
 }
 
-/* metrics_drop - close and free the slot; input not read yet is read
- * away first (bounded) so the close does not turn into a RST that could
- * cost the client the end of our answer */
-static void metrics_drop(struct metrics_client *k)
-{
-	char sink[4096];
-
-	for (int i = 0; i < 16; i++)
-		if (recv(k->fd, sink, sizeof(sink), MSG_DONTWAIT) <= 0)
-			break;
-	close(k->fd);
-	k->fd = -1;
-	free(k->out);
-	k->out = NULL;
-	k->answered = false;
-	k->inlen = k->outlen = k->outoff = 0;
-}
-
-/* metrics_reply - status line, headers and body into k->out */
-static void metrics_reply(struct metrics_client *k, const char *status,
-			  const char *ctype, const char *body, size_t n)
-{
-	struct mbuf b = { 0 };
-
-	mb_printf(&b, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: "
-		  "%zu\r\nConnection: close\r\n%s\r\n", status, ctype, n,
-		  status[0] == '4' && status[2] == '5' ? "Allow: GET\r\n" : "");
-	mb_add(&b, body, n);
-	k->answered = true;
-	k->outoff = 0;
-	if (b.fail) {
-		free(b.p);
-		k->out = NULL;
-		k->outlen = 0;
-		return;
-	}
-	k->out = b.p;
-	k->outlen = b.n;
-}
-
-static void metrics_text(struct metrics_client *k, const char *status,
-			 const char *msg)
-{
-	metrics_reply(k, status, "text/plain; charset=utf-8", msg,
-		      strlen(msg));
-}
-
-/* metrics_answer - the request head is in k->in[0..inlen) */
-static void metrics_answer(struct metrics *m, struct metrics_client *k)
-{
-	char *sp1, *sp2, *eol, *q;
-	struct metrics_sample s;
-	char *body;
-	size_t n;
-
-	k->in[k->inlen] = 0;
-	eol = strpbrk(k->in, "\r\n");
-	if (eol)
-		*eol = 0;
-	sp1 = strchr(k->in, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp1 || !sp2 || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
-		metrics_text(k, "400 Bad Request", "bad request\n");
-		return;
-	}
-	*sp1 = *sp2 = 0;
-	if (strcmp(k->in, "GET") != 0) {
-		metrics_text(k, "405 Method Not Allowed", "only GET\n");
-		return;
-	}
-	if ((q = strchr(sp1 + 1, '?')))
-		*q = 0;
-	if (strcmp(sp1 + 1, "/metrics") != 0) {
-		metrics_text(k, "404 Not Found", "not found; try /metrics\n");
-		return;
-	}
-	m->requests++;
-	if (metrics_sample_take(m->env, &s, METRICS_DEST_MAX) < 0 ||
-	    metrics_render(&s, &body, &n) < 0) {
-		metrics_sample_free(&s);
-		metrics_text(k, "500 Internal Server Error", "out of memory\n");
-		return;
-	}
-	metrics_sample_free(&s);
-	metrics_reply(k, "200 OK", "text/plain; version=0.0.4; charset=utf-8",
-		      body, n);
-	free(body);
-}
-
-/* metrics_read - take request bytes; answer at the end of the head */
-static int metrics_read(struct metrics *m, struct metrics_client *k)
-{
-	ssize_t r = recv(k->fd, k->in + k->inlen, METRICS_REQ_MAX - k->inlen,
-			 MSG_DONTWAIT);
-
-	if (r < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		metrics_drop(k);
-		return 1;
-	}
-	if (r == 0) {
-		metrics_drop(k);          /* closed before a whole head */
-		return 1;
-	}
-	k->inlen += (size_t)r;
-	k->in[k->inlen] = 0;
-	if (strstr(k->in, "\r\n\r\n") || strstr(k->in, "\n\n"))
-		metrics_answer(m, k);
-	else if (k->inlen >= METRICS_REQ_MAX)
-		metrics_text(k, "400 Bad Request", "request too large\n");
-	return 1;
-}
-
-static int metrics_write(struct metrics_client *k)
-{
-	ssize_t w;
-
-	if (!k->out) {
-		metrics_drop(k);
-		return 1;
-	}
-	w = send(k->fd, k->out + k->outoff, k->outlen - k->outoff,
-		 MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (w < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		metrics_drop(k);
-		return 1;
-	}
-	k->outoff += (size_t)w;
-	if (k->outoff == k->outlen) {
-		shutdown(k->fd, SHUT_WR);
-		metrics_drop(k);
-	}
-	return 1;
-}
-
 int metrics_poll(void *arg, uint64_t now_us)
 {
 	struct metrics *m = arg;
-	int work = 0;
 
-	for (unsigned i = 0; i < METRICS_CLIENTS; i++) {
-		struct metrics_client *k = &m->cl[i];
-
-		if (k->fd >= 0)
-			continue;
-		k->fd = accept4(m->lfd, NULL, NULL,
-				SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (k->fd < 0)
-			break;
-		k->deadline_us = now_us + (uint64_t)METRICS_TIMEOUT_MS * 1000;
-		work++;
-	}
-	for (unsigned i = 0; i < METRICS_CLIENTS; i++) {
-		struct metrics_client *k = &m->cl[i];
-
-		if (k->fd < 0)
-			continue;
-		if (now_us > k->deadline_us) {
-			metrics_drop(k);
-			work++;
-			continue;
-		}
-		if (!k->answered)
-			work += metrics_read(m, k);
-		if (k->fd >= 0 && k->answered)
-			work += metrics_write(k);
-	}
-	return work;
+	return reqsrv_poll(m->srv, now_us);
 }
 
 void metrics_close(struct metrics *m)
 {
 	if (!m)
 		return;
-	for (unsigned i = 0; i < METRICS_CLIENTS; i++)
-		if (m->cl[i].fd >= 0)
-			metrics_drop(&m->cl[i]);
-	close(m->lfd);
+	reqsrv_close(m->srv);
 	free(m);
 }
