@@ -11,12 +11,20 @@ durable:
            /var/tmp, default durability (fsync per queue file), relay for
            bench.test, the client in mynetworks; mail is put on hold at end
            of data (smtpd_end_of_data_restrictions = static:HOLD) so its
-           queue manager does not deliver - the same work sluiced does today
-           (accept and store). Reached through a second veth pair the bench
+           queue manager does not deliver: accept and store only, the work
+           sluiced does with [delivery] off. Reached through a second veth pair the bench
            creates: 198.18.1.1 (root namespace, Postfix) <-> 198.18.1.2 (lab
            namespace).
+sluiced runs with [delivery] enabled = no by default, so both servers do
+the same work; BENCH_ACCEPT_DELIVERY=yes leaves delivery on (bench.test is a
+local domain without a route: every message is then also scheduled and
+deferred "no route", which costs sluiced's scheduler, writer and log work on
+the same 2 cores). BENCH_ACCEPT_SIZES / BENCH_ACCEPT_SESSIONS (comma lists,
+default 1024,10240 / 20,100) pick the cells.
 Per cell: a short calibration run, then a run sized for ~6 s (msgs/s =
-messages / wall time of smtp-source), server CPU (sluiced's process; the
+messages / wall time of smtp-source; sluiced ends a session after 1000
+transactions, so a run is several smtp-source runs of at most 900 messages
+a session, back to back, their times summed), server CPU (sluiced's process; the
 Postfix master's process tree) in cores, then accept_client.py for 3 s at
 the same session count for p50/p99 from the end of data to the 250.
 Bounded (< 5 min); cleans up the veth pair, the Postfix instance, the lab
@@ -40,11 +48,14 @@ STOR = os.path.join(BUILD, "storage", "sluice-stor")
 NS = "sluice-lab"
 VETH, VPEER = "sl-pfb0", "sl-pfb1"
 PF_ADDR, PF_PEER = "198.18.1.1", "198.18.1.2"
-SIZES = [1024, 10240]
-SESSIONS = [20, 100]
+SIZES = [int(x) for x in os.environ.get("BENCH_ACCEPT_SIZES", "1024,10240").split(",")]
+SESSIONS = [int(x) for x in os.environ.get("BENCH_ACCEPT_SESSIONS", "20,100").split(",")]
+DELIVERY = os.environ.get("BENCH_ACCEPT_DELIVERY", "no")
 RUN_S = float(os.environ.get("BENCH_ACCEPT_RUN_S", "6"))
 LAT_S = float(os.environ.get("BENCH_ACCEPT_LAT_S", "3"))
 BUDGET_S = 280
+PER_SESSION = 900       # messages per session and smtp-source run (sluiced: 1000 max)
+LOAD0 = "?"
 
 cleanups = []
 
@@ -109,7 +120,8 @@ def lab_up(tmp):
     os.mkdir(st)
     args = [LAB, "up", "--domain", "bench.test", "--state", st,
             "--set", "storage.durability=full", "--set", "storage.map_size_mb=16384",
-            "--set", "smtp.per_client_max_conns=0", "--set", "smtp.per_client_rate_per_min=0"]
+            "--set", "smtp.per_client_max_conns=0", "--set", "smtp.per_client_rate_per_min=0",
+            "--set", "delivery.enabled=" + DELIVERY]
     for i in range(30):
         r = subprocess.run(args, capture_output=True, text=True, timeout=180,
                            env=dict(os.environ, SLUICE_BUILD=BUILD))
@@ -206,13 +218,21 @@ def cpu_ticks(root_pid, tree):
 
 
 def smtp_source(host, sess, msgs, size, rcpt):
-    t = time.monotonic()
-    r = sh(LAB, "exec", "smtp-source", "-d", "-s", str(sess), "-m", str(msgs), "-l", str(size),
-           "-M", "bench.lab.test", "-f", "bench@client.test", "-t", rcpt, host + ":25",
-           check=False, timeout=90)
-    el = time.monotonic() - t
-    if r.returncode != 0 or "fatal" in r.stderr or "error" in r.stderr.lower():
-        raise RuntimeError("smtp-source against %s failed: %s" % (host, r.stderr[-1500:]))
+    """seconds smtp-source took for msgs over sess sessions; in runs of at
+    most PER_SESSION messages a session (sluiced closes a session after 1000
+    transactions), one after the other, their times summed"""
+    el = 0.0
+    left = msgs
+    while left > 0:
+        m = min(left, sess * PER_SESSION)
+        t = time.monotonic()
+        r = sh(LAB, "exec", "smtp-source", "-d", "-s", str(sess), "-m", str(m), "-l", str(size),
+               "-M", "bench.lab.test", "-f", "bench@client.test", "-t", rcpt, host + ":25",
+               check=False, timeout=90)
+        el += time.monotonic() - t
+        if r.returncode != 0 or "fatal" in r.stderr or "error" in r.stderr.lower():
+            raise RuntimeError("smtp-source against %s failed: %s" % (host, r.stderr[-1500:]))
+        left -= m
     return el
 
 
@@ -246,6 +266,10 @@ def main():
     if not os.access(STOR, os.X_OK):
         sys.exit("bench accept: %s missing (build first)" % STOR)
     signal.signal(signal.SIGTERM, on_signal)
+    global LOAD0
+    LOAD0 = open("/proc/loadavg").read().split()[0]
+    if DELIVERY not in ("yes", "no", "true", "false", "on", "off", "1", "0"):
+        sys.exit("bench accept: BENCH_ACCEPT_DELIVERY must be yes or no")
     start = time.monotonic()
     deadline = start + BUDGET_S
     tmp = tempfile.mkdtemp(prefix="sluice-bench-accept-", dir="/var/tmp")
@@ -270,10 +294,11 @@ def main():
     finally:
         cleanup()
     print("perf/bench accept: smtp-source -d from the lab namespace; sluiced on the TAP "
-          "profile (durability full, queue on /var/tmp), Postfix %s on a veth pair "
-          "(fsync per queue file, mail held); %d cores"
-          % (sh("postconf", "-d", "-h", "mail_version", check=False).stdout.strip() or "?",
-             os.cpu_count()))
+          "profile (durability full, queue on /var/tmp, delivery %s), Postfix %s on a veth "
+          "pair (fsync per queue file, mail held); %d cores; load average before %s"
+          % ("on" if DELIVERY in ("yes", "true", "on", "1") else "off",
+             sh("postconf", "-d", "-h", "mail_version", check=False).stdout.strip() or "?",
+             os.cpu_count(), LOAD0))
     print("%-8s %6s %5s %8s %9s %6s %8s %8s %7s" % ("server", "size", "sess", "msgs", "msgs/s",
                                                     "cores", "p50 ms", "p99 ms", "ratio"))
     ratios = {}
@@ -291,8 +316,10 @@ def main():
           % (n, acked, "all queued" if queued_ok else "MISSING", held, pf_acked))
     cells = " ".join("%dKB/%ds %.2fx" % (s // 1024, c, v) for (s, c), v in sorted(ratios.items()))
     best = max(r["rate"] for r in rows if r["server"] == "sluiced")
-    print("summary: sluiced/postfix accepted msgs/s %s; sluiced best %.0f msgs/s; %.0f s%s"
-          % (cells, best, time.monotonic() - start, "" if queued_ok else "; QUEUE CHECK FAILED"))
+    print("summary: sluiced/postfix accepted msgs/s %s; sluiced best %.0f msgs/s; %.0f s; "
+          "load average after %s%s"
+          % (cells, best, time.monotonic() - start, open("/proc/loadavg").read().split()[0],
+             "" if queued_ok else "; QUEUE CHECK FAILED"))
     return 0 if queued_ok else 1
 
 
