@@ -25,6 +25,7 @@ struct ctlsock;
 struct metrics;
 
 #define CTL_IDLE_SLEEP_US 2000
+#define CTL_SLOW_POLL_US 1000     /* signals, control socket, /metrics */
 
 struct ctl {
 	struct reactor reactor;
@@ -32,7 +33,7 @@ struct ctl {
 	int signo;                /* the signal that stopped us, or 0 */
 	struct iolcore *io;
 	unsigned n_io;
-	uint64_t stats_interval_us, next_stats_us;
+	uint64_t stats_interval_us, next_stats_us, next_slow_us;
 	struct dsched *sched;     /* delivery scheduler or NULL */
 	struct ctlsock *sock;     /* control socket or NULL */
 	struct metrics *metrics;  /* /metrics endpoint (metrics.h) or NULL */

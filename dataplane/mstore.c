@@ -139,13 +139,31 @@ static void mstore_aux_auth(struct mstore *m, struct stor_dir_reader *rd,
 /* mstore_aux_logs - write queued mail log lines; returns how many */
 static unsigned mstore_aux_logs(struct mstore *m)
 {
+	static char buf[MSTORE_BURST * 1100];   /* aux thread only */
 	void *p[MSTORE_BURST];
 	unsigned n = rte_ring_sc_dequeue_burst(m->logq, p, MSTORE_BURST, NULL);
+	size_t len = 0;
 
+	if (!m->pid)
+		m->pid = (int)getpid();
+	/* one write per burst, whole lines (lines are at most ~1 KB) */
 	for (unsigned i = 0; i < n; i++) {
-		fprintf(stderr, "sluiced/smtpd[%d]: %s\n", (int)getpid(),
-			(char *)p[i]);
+		int w = snprintf(buf + len, sizeof(buf) - len,
+				 "sluiced/smtpd[%d]: %s\n", m->pid, (char *)p[i]);
+
+		if (w > 0)
+			len += (size_t)w < sizeof(buf) - len ? (size_t)w
+							     : sizeof(buf) - len - 1;
 		free(p[i]);
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(STDERR_FILENO, buf + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
 	}
 	if (n)
 		atomic_fetch_add(&m->st.log_lines, n);

@@ -122,6 +122,7 @@ struct mstore {
 	atomic_bool aux_stop;
 	struct mstore_stats st;
 	uint64_t recovered_msgs;
+	int pid;                      /* for mail log lines (aux thread) */
 };
 
 /* mstore_open - open/recover the queue, open the directory, make the
