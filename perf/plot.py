@@ -2,12 +2,16 @@
 """perf/plot.py - PNG plots from sluice-bench JSON (gen --json / sink --json).
 
 usage: perf/plot.py [-o PREFIX] RESULT.json [RESULT.json ...]
+       perf/plot.py --compare [-o PREFIX] compare.json
 
 Writes PREFIX-throughput.png (messages/s and MB/s per second of the run,
 failures per second dashed) and PREFIX-latency.png (latency CDF on a log
 time axis, and the tail on a "nines" axis: 90, 99, 99.9, 99.99 %).
 Gen files contribute time-to-250 and service time, sink files
 time-to-delivery. PREFIX defaults to the first file's name without .json.
+--compare reads perf/compare's compare.json and writes PREFIX.png: bars per
+size and server for accepted msgs/s, end-to-end msgs/s, p99 time-to-250 and
+server CPU seconds per 1000 messages.
 Needs Debian's python3-matplotlib (scripts/install-deps).
 """
 import argparse
@@ -101,11 +105,53 @@ def plot_latency(files, out):
     plt.close(fig)
 
 
+def plot_compare(path, out):
+    """perf/compare's summary: one panel per measure, bars by size and server"""
+    with open(path) as f:
+        d = json.load(f)
+    rows = d.get('rows', [])
+    sizes = sorted({r['size'] for r in rows})
+    servers = [s for s in ('sluiced', 'postfix', 'opensmtpd') if any(r['server'] == s for r in rows)]
+    measures = [('accept_rate', 'accepted msgs/s'), ('e2e_rate', 'end-to-end relay msgs/s'),
+                ('t250_p99_ms', 'p99 time-to-250, ms (lower is better)'),
+                ('cpu_per_1k', 'server CPU s per 1000 msgs (lower is better)')]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    width = 0.8 / max(len(servers), 1)
+    for ax, (key, title) in zip(axes.flat, measures):
+        for i, srv in enumerate(servers):
+            xs, ys = [], []
+            for j, size in enumerate(sizes):
+                r = next((x for x in rows if x['server'] == srv and x['size'] == size), None)
+                if r:
+                    xs.append(j + (i - (len(servers) - 1) / 2) * width)
+                    ys.append(r[key])
+            bars = ax.bar(xs, ys, width, label=srv)
+            ax.bar_label(bars, fmt='%.3g', fontsize=7)
+        ax.set_xticks(range(len(sizes)))
+        ax.set_xticklabels(['%d KB' % (s // 1024) for s in sizes])
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis='y', alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    c = d.get('conditions', {})
+    fig.suptitle('perf/compare %s: %s cores, %s sessions, durable, fsync %.0f/s' % (
+        c.get('date', ''), c.get('cores', '?'), c.get('sessions', '?'),
+        c.get('fsync_var_tmp', {}).get('per_s', 0)), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('-o', '--output', help='prefix of the PNG files')
+    ap.add_argument('--compare', action='store_true', help="the file is perf/compare's compare.json")
     ap.add_argument('json', nargs='+')
     a = ap.parse_args()
+    if a.compare:
+        prefix = a.output or os.path.splitext(a.json[0])[0]
+        plot_compare(a.json[0], prefix + '.png')
+        print(prefix + '.png')
+        return
     files = []
     for p in a.json:
         try:
