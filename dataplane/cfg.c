@@ -56,7 +56,7 @@ _Static_assert(sizeof(((struct net_config *)0)->max_conns) == 4 &&
 static const char *const cfg_sluice_keys[] = { "nic_profile", "profile_dir",
 					       NULL };
 static const char *const cfg_eal_keys[] = { "file_prefix", "huge",
-	"memory_mb", "socket_mem", "log_level", "telemetry", NULL };
+	"memory_mb", "socket_mem", "log_level", "telemetry", "pdump", NULL };
 static const char *const cfg_lcore_keys[] = { "main", "io", "workers",
 					       "cpu_map", NULL };
 static const char *const cfg_if_keys[] = { "address", "gateway", "mac",
@@ -197,6 +197,7 @@ static void cfg_eal(struct cfgval *v, struct cfg *c)
 	cfgval_str(v, "eal", "log_level", "", c->log_level,
 		   sizeof(c->log_level));
 	cfgval_bool(v, "eal", "telemetry", true, &c->telemetry);
+	cfgval_bool(v, "eal", "pdump", true, &c->pdump);
 }
 
 /* cfg_lcore_known - lcore is the main, an io or a worker lcore */

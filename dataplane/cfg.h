@@ -7,7 +7,7 @@
  *   [sluice]    nic_profile (name in profile_dir, or a path; default tap),
  *               profile_dir (relative: to the config file's directory)
  *   [eal]       file_prefix, huge = auto|yes|no, memory_mb, socket_mem,
- *               log_level, telemetry
+ *               log_level, telemetry, pdump
  *   [lcores]    main (control role), io (list, e.g. "1" or "1-3,5")
  *   [interface] address = A.B.C.D/prefix (required), gateway, mac
  *   [pools]     per io lcore: max_conns, rcvbuf, sndbuf, syn_backlog,
@@ -149,6 +149,7 @@ struct cfg {
 	char socket_mem[64];      /* EAL --socket-mem; "" = none */
 	char log_level[64];       /* EAL --log-level; "" = none */
 	bool telemetry;
+	bool pdump;               /* secondaries may attach: no --huge-unlink */
 
 	unsigned main_lcore;
 	unsigned io_lcores[CFG_MAX_IO];

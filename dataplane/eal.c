@@ -97,9 +97,12 @@ int eal_args_build(const struct cfg *c, const struct nicprof *p,
 		rc |= eal_push(out, "-m");
 		rc |= eal_pushu(out, c->memory_mb ? c->memory_mb
 							: EAL_NO_HUGE_MB);
-	} else {
+	} else if (!c->pdump) {
 		/* hugepage files are unlinked once mapped: none are left
-		 * behind, whatever way the process ends */
+		 * behind, whatever way the process ends, but no secondary
+		 * process (dpdk-pdump) can map them. With pdump they stay
+		 * while sluiced runs; the next start of the same file_prefix
+		 * removes any a kill -9 left. */
 		rc |= eal_push(out, "--huge-unlink");
 	}
 	if (out->no_huge) {

@@ -4,7 +4,8 @@
  *   -l MAIN,IO...,WORKERS...  --main-lcore MAIN  --file-prefix P
  *     (with [lcores] cpu_map: --lcores L@CPU,... for every lcore, so
  *     lcores can share a CPU, e.g. "0@0,1@1,2@1" on a 2-CPU machine)
- *   --no-huge -m N (no hugepages)  |  -m N or --socket-mem L (hugepages)
+ *   --no-huge -m N (no hugepages)  |  -m N or --socket-mem L (hugepages;
+ *     --huge-unlink too unless [eal] pdump = yes, the default)
  *   --vdev ARGS --no-pci (virtual device)  |  -a PCI ... (allowlist)
  *   --log-level L  --no-telemetry   then the operator's passthrough args
  *

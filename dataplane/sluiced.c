@@ -13,8 +13,9 @@
  * Stop: stop the io reactors (each destroys its stack, which RSTs live
  * connections, and flushes the RSTs), join, stop telemetry, stop and close
  * the port (a TAP interface disappears), free the pools, rte_eal_cleanup
- * (hugepage memory released; files are unlinked at start with
- * --huge-unlink so none are left behind).
+ * (hugepage memory released; with [eal] pdump = no the files were
+ * unlinked at start with --huge-unlink so none are left behind, with pdump
+ * the next start of the same file prefix removes what a kill -9 left).
  */
 #define _GNU_SOURCE
 #include <getopt.h>
@@ -528,7 +529,7 @@ int main(int argc, char **argv)
 	tsc_init();
 	/* dpdk-pdump attaches as a secondary process (docs/operations.md,
 	 * "Packet capture"); without it sluiced still runs */
-	if (rte_pdump_init() < 0)
+	if (sl_cfg.pdump && rte_pdump_init() < 0)
 		log_warn("rte_pdump_init: %s (no packet capture with "
 			 "dpdk-pdump)", rte_strerror(rte_errno));
 	if (port_open(&sl_port, &sl_prof, &sl_cfg, err, sizeof(err)) < 0) {

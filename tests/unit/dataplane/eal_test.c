@@ -68,6 +68,15 @@ static void test_hugepages_auto(void **state)
 	assert_string_equal(l, "sluiced -l 0,1 --main-lcore 0 --file-prefix "
 			    "sluice-lab --huge-unlink -m 1024 --no-pci --vdev "
 			    "net_tap0,iface=sl0");
+	/* [eal] pdump = yes: the files stay so dpdk-pdump can map them */
+	c.pdump = true;
+	assert_int_equal(eal_args_build(&c, &p, false, true, 0, NULL, &a, err,
+					sizeof(err)), 0);
+	line(&a, l, sizeof(l));
+	assert_string_equal(l, "sluiced -l 0,1 --main-lcore 0 --file-prefix "
+			    "sluice-lab -m 1024 --no-pci --vdev "
+			    "net_tap0,iface=sl0");
+	c.pdump = false;
 	/* --no-huge on our command line wins over free hugepages */
 	assert_int_equal(eal_args_build(&c, &p, true, true, 0, NULL, &a, err,
 					sizeof(err)), 0);
