@@ -1,7 +1,9 @@
 /*
  * sb_client.c - the generator's per-thread event loop and SMTP client
  * state machine (RFC 5321, PIPELINING RFC 2920, CHUNKING/BDAT RFC 3030,
- * STARTTLS RFC 3207) over non-blocking kernel sockets and epoll.
+ * STARTTLS RFC 3207) over a transport (sb_tport.h): non-blocking kernel
+ * sockets and epoll, or sluice's TCP stack on a DPDK memif port. Nothing
+ * here knows which one it runs on.
  *
  * Input: a gen_worker with its share of sessions, messages and rate.
  * Output: gen_worker.st, where every message the worker was given (and
@@ -14,14 +16,12 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
+
+#include "sb_tport.h"
 
 const char *const gen_err_names[GE_MAX] = {
 	[GE_REFUSED] = "connection refused",
@@ -55,8 +55,7 @@ struct gen_sess {
 	enum gs_state st;
 	struct sb_conn c;
 	struct sb_buf in, out;
-	uint32_t ev;
-	bool registered, in_idle;
+	bool in_idle;
 	bool cap_pipe, cap_chunk, cap_tls;
 	uint64_t deadline;
 	unsigned msgs_on_conn;
@@ -94,30 +93,22 @@ static void idle_push(struct loop *L, struct gen_sess *s)
 	L->idle[L->nidle++] = s->idx;
 }
 
-/* sess_arm - register the epoll events the session's state needs */
+/* sess_arm - ask the transport for the events the session's state needs */
 static void sess_arm(struct loop *L, struct gen_sess *s)
 {
 	if (s->c.fd < 0)
 		return;
-	uint32_t want = EPOLLIN;
+	uint32_t want = SB_EV_IN;
 	if (s->st == GS_CONNECTING)
-		want = EPOLLOUT;
+		want = SB_EV_OUT;
 	else if (sb_buf_avail(&s->out) || s->c.want_write)
-		want |= EPOLLOUT;
-	if (s->registered && want == s->ev)
-		return;
-	struct epoll_event e = { .events = want, .data.u32 = s->idx };
-	if (epoll_ctl(L->w->ep, s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s->c.fd, &e) < 0)
-		sb_die("epoll_ctl: %s", strerror(errno));
-	s->registered = true;
-	s->ev = want;
+		want |= SB_EV_OUT;
+	L->w->tp->ops->arm(L->w->tp, &s->c, want);
 }
 
 static void sess_close(struct gen_sess *s)
 {
-	sb_conn_close(&s->c); /* close() also leaves the epoll set */
-	s->registered = false;
-	s->ev = 0;
+	sb_conn_close(&s->c); /* leaves the transport's poll set too */
 	s->in.off = s->in.len = 0;
 	s->out.off = s->out.len = 0;
 	s->st = GS_CLOSED;
@@ -268,21 +259,14 @@ static void start_txn(struct loop *L, struct gen_sess *s)
 /* do_connect - open a non-blocking connection for the session's message */
 static void do_connect(struct loop *L, struct gen_sess *s)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		sess_fail(L, s, GE_CONNECT, "socket: %s", strerror(errno));
-		return;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sb_conn_init(&s->c, fd);
+	struct sb_tport *tp = L->w->tp;
 	s->st = GS_CONNECTING;
 	s->deadline = L->now + L->cfg->connect_timeout_us;
-	if (connect(fd, (const struct sockaddr *)&L->cfg->server, sizeof(L->cfg->server)) < 0 &&
-	    errno != EINPROGRESS) {
-		int e = errno;
-		sess_fail(L, s, e == ECONNREFUSED ? GE_REFUSED : GE_CONNECT, "%s: %s",
-			  L->cfg->server_str, strerror(e));
+	int r = tp->ops->connect(tp, &s->c, &L->cfg->server, s->idx);
+	if (r < 0) {
+		s->c.fd = -1;
+		sess_fail(L, s, -r == ECONNREFUSED ? GE_REFUSED : GE_CONNECT, "%s: %s",
+			  L->cfg->server_str, strerror(-r));
 		return;
 	}
 	sess_arm(L, s);
@@ -560,11 +544,9 @@ static bool flush(struct loop *L, struct gen_sess *s)
 static void pump(struct loop *L, struct gen_sess *s, uint32_t events)
 {
 	if (s->st == GS_CONNECTING) {
-		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+		if (!(events & (SB_EV_OUT | SB_EV_ERR)))
 			return;
-		int err = 0;
-		socklen_t el = sizeof(err);
-		getsockopt(s->c.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		int err = L->w->tp->ops->connect_result(L->w->tp, &s->c);
 		if (err) {
 			sess_fail(L, s, err == ECONNREFUSED ? GE_REFUSED :
 				  err == ETIMEDOUT ? GE_CONN_TIMEOUT : GE_CONNECT,
@@ -660,7 +642,8 @@ static void schedule(struct loop *L)
 }
 
 /* wait_timeout_us - until the next arrival (open loop), at most 10 ms so
- * deadlines are checked; microsecond precision through epoll_pwait2 */
+ * deadlines are checked; microsecond precision (epoll_pwait2, or the memif
+ * transport's polling) */
 static uint64_t wait_timeout_us(const struct loop *L)
 {
 	const struct gen_worker *w = L->w;
@@ -671,20 +654,6 @@ static uint64_t wait_timeout_us(const struct loop *L)
 		return t - L->now < 10000 ? t - L->now : 10000;
 	}
 	return 10000;
-}
-
-/* wait_events - epoll_pwait2 (ns timeout); epoll_wait where it is missing */
-static int wait_events(int ep, struct epoll_event *ev, int max, uint64_t us)
-{
-	static int no_pwait2;
-	if (!no_pwait2) {
-		struct timespec ts = { .tv_sec = (time_t)(us / 1000000), .tv_nsec = (long)(us % 1000000) * 1000 };
-		int n = epoll_pwait2(ep, ev, max, &ts, NULL);
-		if (n >= 0 || errno != ENOSYS)
-			return n;
-		no_pwait2 = 1;
-	}
-	return epoll_wait(ep, ev, max, (int)((us + 999) / 1000));
 }
 
 /* finish_run - count what is left at the end and close every connection */
@@ -722,9 +691,7 @@ void sb_client_run(struct gen_worker *w)
 {
 	const struct gen_cfg *cfg = w->cfg;
 	struct loop L = { .w = w, .cfg = cfg };
-	w->ep = epoll_create1(EPOLL_CLOEXEC);
-	if (w->ep < 0)
-		sb_die("epoll_create1: %s", strerror(errno));
+	w->tp = cfg->tport_new(cfg, w->id);
 	w->sess = calloc(w->nsess, sizeof(*w->sess));
 	L.idle = calloc(w->nsess, sizeof(unsigned));
 	if (!w->sess || !L.idle)
@@ -738,7 +705,7 @@ void sb_client_run(struct gen_worker *w)
 	L.now = sb_now_us();
 	L.end = w->t0 + cfg->duration_us;
 	uint64_t last_scan = L.now;
-	struct epoll_event ev[256];
+	struct sb_event ev[256];
 	for (;;) {
 		L.now = sb_now_us();
 		if (!L.stopping && L.now >= L.end)
@@ -750,12 +717,12 @@ void sb_client_run(struct gen_worker *w)
 			break;
 		if (L.stopping && L.now >= L.end + cfg->drain_us)
 			break;
-		int n = wait_events(w->ep, ev, 256, wait_timeout_us(&L));
-		if (n < 0 && errno != EINTR)
-			sb_die("epoll_wait: %s", strerror(errno));
+		int n = w->tp->ops->wait(w->tp, ev, 256, wait_timeout_us(&L));
 		L.now = sb_now_us();
 		for (int i = 0; i < n; i++) {
-			struct gen_sess *s = &w->sess[ev[i].data.u32];
+			if (ev[i].id >= w->nsess)
+				continue;
+			struct gen_sess *s = &w->sess[ev[i].id];
 			if (s->c.fd >= 0)
 				pump(&L, s, ev[i].events);
 		}
@@ -767,7 +734,8 @@ void sb_client_run(struct gen_worker *w)
 	}
 	L.now = sb_now_us();
 	finish_run(&L);
-	close(w->ep);
+	w->tp->ops->destroy(w->tp);
+	w->tp = NULL;
 	free(L.idle);
 	free(w->sess);
 	w->sess = NULL;

@@ -2,6 +2,7 @@
  * sb_conn.c - plain/TLS non-blocking socket I/O (contract in sb_conn.h).
  */
 #include "sb_conn.h"
+#include "sb_tport.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -94,7 +95,8 @@ int sb_conn_read(struct sb_conn *c, struct sb_buf *b, size_t max_buffered)
 			}
 			n = r;
 		} else {
-			n = read(c->fd, b->data + b->len, want);
+			n = c->tp ? c->tp->ops->read(c, b->data + b->len, want)
+				  : read(c->fd, b->data + b->len, want);
 			if (n == 0)
 				return total ? (int)total : SB_CONN_EOF;
 			if (n < 0) {
@@ -129,7 +131,8 @@ int sb_conn_write(struct sb_conn *c, struct sb_buf *b)
 			}
 			n = r;
 		} else {
-			n = write(c->fd, sb_buf_head(b), want);
+			n = c->tp ? c->tp->ops->write(c, sb_buf_head(b), want)
+				  : write(c->fd, sb_buf_head(b), want);
 			if (n < 0) {
 				if (errno == EAGAIN || errno == EINTR)
 					break;
@@ -145,6 +148,11 @@ int sb_conn_write(struct sb_conn *c, struct sb_buf *b)
 
 int sb_conn_tls_start(struct sb_conn *c, SSL_CTX *ctx, bool server)
 {
+	if (c->tp && !c->tp->ops->tls) {
+		snprintf(c->err, sizeof(c->err), "TLS: not available over the %s transport",
+			 c->tp->ops->name);
+		return SB_CONN_ERR;
+	}
 	c->ssl = SSL_new(ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
 		snprintf(c->err, sizeof(c->err), "TLS: SSL_new failed");
@@ -179,7 +187,13 @@ void sb_conn_close(struct sb_conn *c)
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
-	if (c->fd >= 0)
+	if (c->tp) {
+		if (c->fd >= 0)
+			c->tp->ops->close(c);
+	} else if (c->fd >= 0) {
 		close(c->fd);
+	}
 	c->fd = -1;
+	c->armed = false;
+	c->want = 0;
 }

@@ -11,12 +11,19 @@
  * progress, SB_CONN_ERR failed. While TLS wants the other direction
  * (want_write while reading), sb_conn_wants_write() says so, so the event
  * loop can ask for EPOLLOUT.
+ *
+ * A connection made by a transport (sb_tport.h: kernel sockets or the
+ * memif/DPDK one) carries its transport in tp; its plain bytes then move
+ * through tp's read/write/close and fd is only "open" (>= 0) or not (-1).
+ * tp == NULL is a kernel socket the caller made (the sink). TLS needs a
+ * kernel socket (SSL_set_fd): sb_conn_tls_start refuses other transports.
  */
 #ifndef SB_CONN_H
 #define SB_CONN_H
 
 #include <openssl/ssl.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "sb_util.h"
 
@@ -24,8 +31,18 @@
 #define SB_CONN_EOF (-1)
 #define SB_CONN_ERR (-2)
 
+struct sb_tport;
+
 struct sb_conn {
-	int fd;
+	int fd;             /* kernel socket; with another transport >= 0 = open */
+	struct sb_tport *tp;/* NULL: kernel socket read/written directly */
+	uint32_t sock;      /* transport's handle (memif: net_sock_t) */
+	uint32_t id;        /* caller's id, returned with events */
+	uint32_t want;      /* events armed (SB_EV_*, sb_tport.h) */
+	uint32_t pend;      /* transport private: events owed to the caller */
+	int terr;           /* transport private: errno once the link died */
+	bool armed;         /* transport private: registered with its poller */
+	bool connected, dead, peer_fin; /* transport private (memif) */
 	SSL *ssl;
 	bool tls_up;        /* handshake finished */
 	bool want_write;    /* TLS needs the socket writable to progress */

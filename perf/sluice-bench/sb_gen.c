@@ -8,6 +8,7 @@
  */
 #include "sb_gen.h"
 
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +17,9 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "sb_dpdk.h"
+#include "sb_tport.h"
 
 static void gen_usage(FILE *f)
 {
@@ -46,7 +50,26 @@ static void gen_usage(FILE *f)
 "      --run-id ID          run id in the X-Sluice-Bench header (default random)\n"
 "      --seed N             size-picking seed (default 1)\n"
 "      --progress           one progress line per second on stderr\n"
-"      --json FILE          write results as JSON\n", f);
+"      --json FILE          write results as JSON\n"
+"      --transport T        kernel (default): kernel sockets, any MTA;\n"
+"                           memif: sluice's TCP/IP stack on a DPDK net_memif\n"
+"                           port in this process (memif server; sluiced's\n"
+"                           memif profile is the client); one thread, no TLS\n"
+"memif transport (with --transport memif):\n"
+"      --local-ip A.B.C.D[/LEN]  our address on the memif link (required;\n"
+"                           /24 by default); --server must be on the link\n"
+"      --memif-socket PATH  control socket (default /run/sluice/memif.sock)\n"
+"      --memif-id N         interface id, as in the client's vdev (default 0)\n"
+"      --memif-devargs KV   more net_memif devargs, e.g. socket-abstract=no\n"
+"      --mac MAC            our MAC (default 02:73:62:00:00:01)\n"
+"      --file-prefix NAME   EAL --file-prefix (default sluice-bench)\n"
+"      --no-huge            EAL without hugepages (automatic if none are free)\n"
+"      --eal-mem MB         EAL memory (default 256)\n"
+"      --cpus LIST          CPUs the generator may run on (default: all allowed)\n"
+"      --link-timeout T     wait for the client to connect and the server to\n"
+"                           accept a probe connection (default 30s)\n"
+"      --idle-sleep T       after 256 idle polls sleep up to T (default 50us;\n"
+"                           0 = busy-poll)\n", f);
 }
 
 static void opt_duration(const char *opt, const char *v, uint64_t *out)
@@ -57,11 +80,47 @@ static void opt_duration(const char *opt, const char *v, uint64_t *out)
 	*out = (uint64_t)us;
 }
 
+/* memif_check - the memif transport's options are complete and consistent */
+static void memif_check(struct gen_cfg *cfg, const char *local_ip, bool threads_set)
+{
+	struct gen_memif *m = &cfg->memif;
+	char ip[32];
+	unsigned len = 24;
+	struct in_addr a;
+	if (!local_ip)
+		sb_die("--transport memif needs --local-ip A.B.C.D[/LEN] (our address on the memif link)");
+	const char *sl = strchr(local_ip, '/');
+	size_t n = sl ? (size_t)(sl - local_ip) : strlen(local_ip);
+	if (n >= sizeof(ip))
+		sb_die("--local-ip: '%s' is not A.B.C.D[/LEN]", local_ip);
+	memcpy(ip, local_ip, n);
+	ip[n] = '\0';
+	if (sl)
+		len = (unsigned)sb_opt_ull("--local-ip prefix", sl + 1);
+	if (inet_pton(AF_INET, ip, &a) != 1 || len < 1 || len > 30)
+		sb_die("--local-ip: '%s' is not A.B.C.D[/LEN] (LEN 1-30)", local_ip);
+	m->local_ip = ntohl(a.s_addr);
+	m->prefix_len = (uint8_t)len;
+	if (cfg->starttls)
+		sb_die("--starttls: not available with --transport memif (the memif transport has no "
+		       "TLS; use --transport kernel for STARTTLS)");
+	if (threads_set && cfg->threads > 1)
+		sb_die("--threads: --transport memif runs one worker thread (one memif queue pair, "
+		       "one TCP stack)");
+	cfg->threads = 1;
+	if (strchr(m->socket, ',') || (m->devargs && strpbrk(m->devargs, " \t")))
+		sb_die("--memif-socket must not hold ',' and --memif-devargs no spaces");
+	if (!m->mem_mb)
+		sb_die("--eal-mem must be at least 1");
+}
+
 /* parse_args - fill cfg from argv; die on bad input */
 static void parse_args(struct gen_cfg *cfg, int argc, char **argv)
 {
 	enum { O_SIZE = 256, O_RCPTS, O_MPC, O_NEWCONN, O_NOPIPE, O_BDAT, O_TLS, O_FROM, O_TO,
-	       O_HELO, O_CTO, O_TO_US, O_DRAIN, O_RUNID, O_SEED, O_PROGRESS, O_JSON, O_HELP };
+	       O_HELO, O_CTO, O_TO_US, O_DRAIN, O_RUNID, O_SEED, O_PROGRESS, O_JSON, O_HELP,
+	       O_TRANSPORT, O_LOCALIP, O_MSOCK, O_MID, O_MDEVARGS, O_MAC, O_PREFIX, O_NOHUGE,
+	       O_EALMEM, O_CPUS, O_LINKTO, O_IDLE };
 	static const struct option lo[] = {
 		{ "server", 1, 0, 's' }, { "sessions", 1, 0, 'c' }, { "count", 1, 0, 'n' },
 		{ "duration", 1, 0, 'd' }, { "rate", 1, 0, 'r' }, { "threads", 1, 0, 'j' },
@@ -71,10 +130,16 @@ static void parse_args(struct gen_cfg *cfg, int argc, char **argv)
 		{ "to", 1, 0, O_TO }, { "helo", 1, 0, O_HELO }, { "connect-timeout", 1, 0, O_CTO },
 		{ "timeout", 1, 0, O_TO_US }, { "drain", 1, 0, O_DRAIN }, { "run-id", 1, 0, O_RUNID },
 		{ "seed", 1, 0, O_SEED }, { "progress", 0, 0, O_PROGRESS }, { "json", 1, 0, O_JSON },
-		{ "help", 0, 0, O_HELP }, { 0, 0, 0, 0 },
+		{ "help", 0, 0, O_HELP }, { "transport", 1, 0, O_TRANSPORT },
+		{ "local-ip", 1, 0, O_LOCALIP }, { "memif-socket", 1, 0, O_MSOCK },
+		{ "memif-id", 1, 0, O_MID }, { "memif-devargs", 1, 0, O_MDEVARGS }, { "mac", 1, 0, O_MAC },
+		{ "file-prefix", 1, 0, O_PREFIX }, { "no-huge", 0, 0, O_NOHUGE },
+		{ "eal-mem", 1, 0, O_EALMEM }, { "cpus", 1, 0, O_CPUS },
+		{ "link-timeout", 1, 0, O_LINKTO }, { "idle-sleep", 1, 0, O_IDLE }, { 0, 0, 0, 0 },
 	};
-	const char *size = "1k";
+	const char *size = "1k", *local_ip = NULL;
 	static const char *tos[64];
+	bool threads_set = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "s:c:n:d:r:j:h", lo, NULL)) != -1) {
@@ -85,7 +150,7 @@ static void parse_args(struct gen_cfg *cfg, int argc, char **argv)
 		case 'n': cfg->count = sb_opt_ull("--count", optarg); break;
 		case 'd': opt_duration("--duration", optarg, &cfg->duration_us); break;
 		case 'r': cfg->rate = sb_opt_double("--rate", optarg); break;
-		case 'j': cfg->threads = (unsigned)sb_opt_ull("--threads", optarg); break;
+		case 'j': cfg->threads = (unsigned)sb_opt_ull("--threads", optarg); threads_set = true; break;
 		case O_SIZE: size = optarg; break;
 		case O_RCPTS: cfg->rcpts = (unsigned)sb_opt_ull("--rcpts", optarg); break;
 		case O_MPC: cfg->msgs_per_conn = (unsigned)sb_opt_ull("--msgs-per-conn", optarg); break;
@@ -111,6 +176,25 @@ static void parse_args(struct gen_cfg *cfg, int argc, char **argv)
 		case O_SEED: cfg->seed = sb_opt_ull("--seed", optarg); break;
 		case O_PROGRESS: cfg->progress = true; break;
 		case O_JSON: cfg->json = optarg; break;
+		case O_TRANSPORT:
+			if (!strcmp(optarg, "kernel"))
+				cfg->transport = GT_KERNEL;
+			else if (!strcmp(optarg, "memif"))
+				cfg->transport = GT_MEMIF;
+			else
+				sb_die("--transport: '%s' is not kernel or memif", optarg);
+			break;
+		case O_LOCALIP: local_ip = optarg; break;
+		case O_MSOCK: cfg->memif.socket = optarg; break;
+		case O_MID: cfg->memif.id = (unsigned)sb_opt_ull("--memif-id", optarg); break;
+		case O_MDEVARGS: cfg->memif.devargs = optarg; break;
+		case O_MAC: cfg->memif.mac = optarg; break;
+		case O_PREFIX: cfg->memif.file_prefix = optarg; break;
+		case O_NOHUGE: cfg->memif.no_huge = true; break;
+		case O_EALMEM: cfg->memif.mem_mb = (unsigned)sb_opt_ull("--eal-mem", optarg); break;
+		case O_CPUS: cfg->memif.cpus = optarg; break;
+		case O_LINKTO: opt_duration("--link-timeout", optarg, &cfg->memif.link_timeout_us); break;
+		case O_IDLE: opt_duration("--idle-sleep", optarg, &cfg->memif.idle_sleep_us); break;
 		case 'h': case O_HELP: gen_usage(stdout); exit(0);
 		default: gen_usage(stderr); exit(2);
 		}
@@ -131,6 +215,10 @@ static void parse_args(struct gen_cfg *cfg, int argc, char **argv)
 		cfg->threads = cfg->sessions;
 	if (cfg->count == 0 || cfg->duration_us == 0)
 		sb_die("--count and --duration must be positive (every run is bounded)");
+	if (cfg->transport == GT_MEMIF)
+		memif_check(cfg, local_ip, threads_set);
+	else if (local_ip)
+		sb_die("--local-ip is for --transport memif (the kernel picks the source address)");
 }
 
 struct progress_snap {
@@ -164,6 +252,13 @@ static void ms_cols(FILE *f, const char *name, const struct sb_hist *h)
 		sb_hist_pct(h, 99.9) / 1e3, h->max / 1e3);
 }
 
+static struct sb_tport *kernel_tport(const struct gen_cfg *cfg, unsigned worker)
+{
+	(void)cfg;
+	(void)worker;
+	return sb_tport_kernel_new();
+}
+
 static void print_summary(const struct gen_cfg *cfg, const struct gen_stats *st, double secs)
 {
 	FILE *f = stdout;
@@ -182,8 +277,14 @@ static void print_summary(const struct gen_cfg *cfg, const struct gen_stats *st,
 		fprintf(f, "closed loop");
 	fprintf(f, ", %u rcpt, %s, %s, %s%s\n", cfg->rcpts, cfg->pipelining ? "PIPELINING" : "no pipelining",
 		cfg->bdat ? "BDAT" : "DATA", cfg->starttls ? "STARTTLS, " : "", conn);
-	fprintf(f, "elapsed %.3f s, %llu connections%s\n\n", secs, (unsigned long long)st->conns,
-		cfg->starttls ? "" : "");
+	fprintf(f, "elapsed %.3f s, %llu connections, transport %s\n", secs, (unsigned long long)st->conns,
+		cfg->transport == GT_MEMIF ? "memif (sluice TCP stack, DPDK)" : "kernel");
+	if (cfg->transport == GT_MEMIF) {
+		char line[300];
+		sb_dpdk_stats(line, sizeof(line));
+		fprintf(f, "%s\n", line);
+	}
+	fputc('\n', f);
 	fprintf(f, "%-16s %10s\n", "messages", "count");
 	fprintf(f, "%-16s %10llu\n", "started", (unsigned long long)st->started);
 	fprintf(f, "%-16s %10llu   %.1f msg/s, %.2f MB/s\n", "delivered (2xx)",
@@ -229,9 +330,11 @@ static void write_json(const struct gen_cfg *cfg, const struct gen_stats *st, do
 		(unsigned long long)cfg->count, cfg->duration_us / 1e6, cfg->rate,
 		cfg->rate > 0 ? "open" : "closed");
 	sb_json_str(f, size);
-	fprintf(f, ",\"rcpts\":%u,\"msgs_per_conn\":%u,\"pipelining\":%s,\"bdat\":%s,\"starttls\":%s},",
+	fprintf(f, ",\"rcpts\":%u,\"msgs_per_conn\":%u,\"pipelining\":%s,\"bdat\":%s,\"starttls\":%s,"
+		"\"transport\":\"%s\"},",
 		cfg->rcpts, cfg->msgs_per_conn, cfg->pipelining ? "true" : "false",
-		cfg->bdat ? "true" : "false", cfg->starttls ? "true" : "false");
+		cfg->bdat ? "true" : "false", cfg->starttls ? "true" : "false",
+		cfg->transport == GT_MEMIF ? "memif" : "kernel");
 	fprintf(f, "\"elapsed_s\":%.6f,\"messages\":{\"started\":%llu,\"done\":%llu,\"delivered\":%llu,"
 		"\"deferred\":%llu,\"rejected\":%llu,\"errors\":%llu,\"rcpts_refused\":%llu},"
 		"\"bytes_delivered\":%llu,\"msgs_per_s\":%.3f,\"mb_per_s\":%.4f,\"connections\":%llu,"
@@ -285,6 +388,12 @@ int sb_gen_main(int argc, char **argv)
 	cfg.helo = "sluice-bench.test";
 	cfg.from = "bench@sluice-bench.test";
 	cfg.seed = 1;
+	cfg.memif.socket = "/run/sluice/memif.sock";
+	cfg.memif.file_prefix = "sluice-bench";
+	cfg.memif.mac = "02:73:62:00:00:01";
+	cfg.memif.mem_mb = 256;
+	cfg.memif.link_timeout_us = 30000000;
+	cfg.memif.idle_sleep_us = 50;
 	sb_parse_addr("--server", "127.0.0.1:25", &cfg.server);
 	strcpy(cfg.server_str, "127.0.0.1:25");
 	const char *size = "1k";
@@ -301,6 +410,11 @@ int sb_gen_main(int argc, char **argv)
 	if (cfg.starttls)
 		cfg.tls = sb_tls_client_ctx();
 	sb_body_init(&cfg.body, cfg.sizes.max, cfg.seed);
+	cfg.tport_new = kernel_tport;
+	if (cfg.transport == GT_MEMIF) {
+		sb_dpdk_start(&cfg); /* link up, server accepting: then the clock starts */
+		cfg.tport_new = sb_dpdk_tport;
+	}
 
 	unsigned J = cfg.threads;
 	struct gen_worker *w = calloc(J, sizeof(*w));
@@ -395,6 +509,8 @@ int sb_gen_main(int argc, char **argv)
 	free(cfg.body.text);
 	if (cfg.tls)
 		SSL_CTX_free(cfg.tls);
+	if (cfg.transport == GT_MEMIF)
+		sb_dpdk_stop();
 	if (tot.errors) {
 		for (int e = 0; e < GE_MAX; e++)
 			if (tot.err[e])

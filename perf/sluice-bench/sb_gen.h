@@ -3,7 +3,7 @@
  * statistics, shared by sb_gen.c (options, threads, report) and
  * sb_client.c (the event loop and SMTP client state machine).
  *
- * A worker owns an epoll set and a slice of the sessions, messages and
+ * A worker owns a transport (sb_tport.h) and a slice of the sessions, messages and
  * arrival rate; workers share nothing but the read-only config. Message
  * sequence numbers are global: worker w of J sends seq w+1, w+1+J, ...
  *
@@ -47,6 +47,21 @@ enum gen_err {
 
 extern const char *const gen_err_names[GE_MAX];
 
+struct sb_tport;
+struct gen_cfg;
+
+enum gen_transport { GT_KERNEL, GT_MEMIF };
+
+/* memif transport settings (sb_dpdk.h) */
+struct gen_memif {
+	const char *socket, *devargs, *file_prefix, *cpus, *mac;
+	unsigned id, mem_mb;
+	uint32_t local_ip;          /* host order */
+	uint8_t prefix_len;
+	bool no_huge;
+	uint64_t link_timeout_us, idle_sleep_us;
+};
+
 struct gen_cfg {
 	struct sockaddr_in server;
 	char server_str[64];
@@ -63,6 +78,10 @@ struct gen_cfg {
 	char run_id[40];
 	uint64_t seed;
 	SSL_CTX *tls;
+	enum gen_transport transport;
+	struct gen_memif memif;
+	/* a worker's transport, made in its thread at the start of the run */
+	struct sb_tport *(*tport_new)(const struct gen_cfg *cfg, unsigned worker);
 };
 
 struct gen_stats {
@@ -80,7 +99,7 @@ struct gen_sess;
 struct gen_worker {
 	unsigned id;
 	const struct gen_cfg *cfg;
-	int ep;
+	struct sb_tport *tp;
 	struct gen_sess *sess;
 	unsigned nsess;
 	uint64_t count;          /* messages this worker runs */
