@@ -33,12 +33,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "ctlcmd.h"
+#include "log.h"
 #include "reqsrv.h"
 
 #define CTLSOCK_CLIENTS 16
@@ -121,11 +123,24 @@ static void ctlsock_run(struct ctlsock *c, char *line, size_t n,
 		ctlcmd_error("request contains a NUL byte", out, outlen);
 		return;
 	}
+	struct timespec t0, t1;
+	bool dbg = LOG_MDEBUG_ON(LOG_M_CTL);
+
+	if (dbg)
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 	c->env->req_body = body;
 	c->env->req_body_len = body_len;
 	ctlcmd_run(c->env, line, out, outlen);
 	c->env->req_body = NULL;
 	c->env->req_body_len = 0;
+	if (dbg) {
+		/* the request line only: a payload may be a password */
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		log_mdebug(LOG_M_CTL, "request \"%.120s\"%s: %zu byte(s) of "
+			   "reply in %.3f ms", line, body_len ? " + payload" : "",
+			   *outlen, (t1.tv_sec - t0.tv_sec) * 1e3 +
+			   (t1.tv_nsec - t0.tv_nsec) / 1e6);
+	}
 }
 
 /* ctlsock_answer - the request in[0..n): its line (newline, or the end

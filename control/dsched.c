@@ -1296,6 +1296,21 @@ static void ds_round_end(struct dsched *s, struct ds_msg *m, uint64_t now)
 		if (!m->hold)
 			m->attempts++;
 		m->next_us = ds_next_attempt(s, m, now);
+		if (LOG_MDEBUG_ON(LOG_M_DSCHED)) {
+			char q[STOR_QID_TEXT + 1];
+
+			if (m->next_us == DS_HOLD)
+				log_mdebug(LOG_M_DSCHED, "%s: %u recipient(s) "
+					   "pending, held by the operator",
+					   stor_qid_format(m->qid, q), pending);
+			else
+				log_mdebug(LOG_M_DSCHED, "%s: %u recipient(s) "
+					   "pending after %u attempt(s), next "
+					   "in %llu s", stor_qid_format(m->qid, q),
+					   pending, m->attempts,
+					   (unsigned long long)((m->next_us - now)
+								/ 1000000u));
+		}
 	}
 	if (nf) {
 		struct dsn_rcpt *dr = calloc(nf, sizeof(*dr));
@@ -1565,6 +1580,15 @@ static bool ds_dispatch(struct dsched *s, struct ds_dest *d, uint64_t now)
 		free(j);
 		ds_place(s, p);
 		return false;
+	}
+	if (LOG_MDEBUG_ON(LOG_M_DSCHED)) {
+		char q[STOR_QID_TEXT + 1];
+
+		log_mdebug(LOG_M_DSCHED, "%s: to %s%s, priority %u, %u "
+			   "recipient(s), attempt %u, io lcore %u, %u "
+			   "active for it", stor_qid_format(m->qid, q), d->name,
+			   d->probing ? " (probe of a down link)" : "", m->prio,
+			   j->nrcpt, m->attempts + 1, j->owner, d->active);
 	}
 	return true;
 }

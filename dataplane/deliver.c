@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "deliver.h"
+#include "log.h"
 #include "smtp_client.h"
 #include "smtp_err.h"
 #include "stor_err.h"
@@ -167,6 +168,8 @@ static void dl_finish(struct deliver *d, struct djob *j, uint64_t now)
 		d->st.jobs_conn_fail++;
 	else
 		d->st.jobs_msg_fail++;
+	unsigned n[6] = { 0 };
+
 	for (uint32_t i = 0; j->status == DJOB_OK && i < j->nrcpt; i++) {
 		int k = j->rcpt[i].code / 100;
 
@@ -176,6 +179,19 @@ static void dl_finish(struct deliver *d, struct djob *j, uint64_t now)
 			d->st.rcpt_4xx++;
 		else if (k == 5)
 			d->st.rcpt_5xx++;
+		n[k >= 0 && k < 6 ? k : 0]++;
+	}
+	if (LOG_MDEBUG_ON(LOG_M_DELIVER)) {
+		char q[STOR_QID_TEXT + 1];
+
+		log_mdebug(LOG_M_DELIVER, "io lcore %u: %s to %s via %s: %s, "
+			   "%u recipient(s): %u 2xx %u 4xx %u 5xx; %d %s %s",
+			   d->c.owner, stor_qid_format(j->qid, q), j->dest,
+			   j->relay[0] ? j->relay : "-",
+			   j->status == DJOB_OK ? "session" :
+			   j->status == DJOB_CONN_FAIL ? "no session" :
+			   "message failed", j->nrcpt, n[2], n[4], n[5],
+			   j->code, j->enh, j->text);
 	}
 }
 
@@ -483,6 +499,10 @@ static size_t dc_input(struct deliver *d, struct dconn *c, uint64_t now)
 /* dc_release - the socket is gone or let go: engine, TLS freed, slot free */
 static void dc_release(struct deliver *d, struct dconn *c, int abort)
 {
+	if (c->sk != NET_SOCK_INVALID && LOG_MDEBUG_ON(LOG_M_DELIVER))
+		log_mdebug(LOG_M_DELIVER, "io lcore %u: connection to %s %s "
+			   "after %u message(s)", d->c.owner, c->relay,
+			   abort ? "aborted" : "closed", c->n_msgs);
 	if (c->sk != NET_SOCK_INVALID) {
 		if (abort)
 			net_abort(d->c.s, c->sk);
@@ -521,6 +541,11 @@ static void dc_hop_fail(struct deliver *d, struct dconn *c, int code,
 	char e4[16];
 
 	d->st.hop_fail++;
+	if (LOG_MDEBUG_ON(LOG_M_DELIVER))
+		log_mdebug(LOG_M_DELIVER, "io lcore %u: hop %u of %s (%s) "
+			   "failed: %d %s %s", d->c.owner, e.hop + 1u,
+			   j ? j->dest : "-", c->relay, code, enh ? enh : "",
+			   text);
 	if (!j)
 		return;
 	if (code / 100 != 4)
@@ -655,6 +680,10 @@ static void dc_connect(struct deliver *d, struct dconn *c, struct djent e,
 	}
 	c->st = DC_CONNECTING;
 	c->t_state = now;
+	if (LOG_MDEBUG_ON(LOG_M_DELIVER))
+		log_mdebug(LOG_M_DELIVER, "io lcore %u: connecting to %s for %s "
+			   "(hop %u of %u)", d->c.owner, c->relay, j->dest,
+			   e.hop + 1u, (unsigned)j->nhops);
 }
 
 /* dc_send - start the attached job's message on a ready session */
@@ -869,6 +898,11 @@ static int dl_place(struct deliver *d, struct djent e, uint64_t now)
 			return 1;
 		}
 		d->st.reused++;
+		if (LOG_MDEBUG_ON(LOG_M_DELIVER))
+			log_mdebug(LOG_M_DELIVER, "io lcore %u: reusing the "
+				   "connection to %s for %s (message %u on it)",
+				   d->c.owner, c->relay, e.j->dest,
+				   c->n_msgs + 1);
 		c->job = e;
 		c->max_msgs = dl_max_msgs(d, e.j);
 		c->reused = 1;

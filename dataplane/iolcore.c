@@ -152,11 +152,52 @@ static void iolcore_take_snap(struct iolcore *l, uint64_t now)
 	rte_spinlock_unlock(&l->snap_lock);
 }
 
-/* iolcore_poll_stats - poller: serve a pending snapshot request */
+/* iolcore_stack_debug - one line with the stack counters that changed in
+ * the last second or so (the first line after switching on: since start) */
+static void iolcore_stack_debug(struct iolcore *l, uint64_t now)
+{
+	struct net_counter c[IOLCORE_SNAP_MAX];
+	char line[1000];
+	unsigned n = net_counters(l->stack, c, IOLCORE_SNAP_MAX);
+	size_t off = 0;
+
+	if (l->dbg_n != n)
+		memset(l->dbg_prev, 0, sizeof(l->dbg_prev));
+	for (unsigned i = 0; i < n && off < sizeof(line) - 1; i++) {
+		int64_t dv = (int64_t)(c[i].value - l->dbg_prev[i]);
+		int w;
+
+		l->dbg_prev[i] = c[i].value;
+		if (!dv)
+			continue;
+		w = snprintf(line + off, sizeof(line) - off, " %s %+lld",
+			     c[i].name, (long long)dv);
+		off = w < 0 ? off : off + (size_t)w;
+	}
+	if (off >= sizeof(line))
+		off = sizeof(line) - 1;
+	line[off] = 0;
+	if (l->dbg_n == n)
+		log_mdebug(LOG_M_STACK, "io lcore %u, last %.1f s:%s",
+			   l->queue, (double)(now - l->dbg_us) / 1e6,
+			   off ? line : " no change");
+	else
+		log_mdebug(LOG_M_STACK, "io lcore %u, since start:%s",
+			   l->queue, off ? line : " no change");
+	l->dbg_n = n;
+	l->dbg_us = now;
+}
+
+/* iolcore_poll_stats - poller: serve a pending snapshot request; the
+ * stack's debug line */
 static int iolcore_poll_stats(void *arg, uint64_t now)
 {
 	struct iolcore *l = arg;
 	uint64_t req = atomic_load_explicit(&l->snap_req, memory_order_acquire);
+
+	if (LOG_MDEBUG_ON(LOG_M_STACK) && l->stack &&
+	    now - l->dbg_us >= 1000000u)
+		iolcore_stack_debug(l, now);
 
 	if (req != atomic_load_explicit(&l->snap_done, memory_order_relaxed)) {
 		iolcore_take_snap(l, now);

@@ -101,6 +101,11 @@ struct iolcore {
 	rte_spinlock_t snap_lock;
 	struct iolcore_snap snap;
 	atomic_uint_fast64_t snap_req, snap_done;
+
+	/* sluicectl log debug stack on: counter changes once a second */
+	uint64_t dbg_us;
+	unsigned dbg_n;
+	uint64_t dbg_prev[IOLCORE_SNAP_MAX];
 } __rte_cache_aligned;
 
 /* iolcore_main - lcore entry (rte_eal_remote_launch); returns 0 or -1 */

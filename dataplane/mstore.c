@@ -35,8 +35,17 @@ static void mstore_stor_log(void *arg, int level, const char *msg)
 	(void)arg;
 	if (level <= STOR_LOG_WARN)
 		log_warn("storage: %s", msg);
+	else if (level == STOR_LOG_DEBUG)
+		log_mdebug(LOG_M_STORAGE, "%s", msg);
 	else
 		log_info("storage: %s", msg);
+}
+
+/* mstore_storage_debug - the writer's per-batch lines (sluicectl log
+ * debug storage on) */
+static int mstore_storage_debug(void)
+{
+	return LOG_MDEBUG_ON(LOG_M_STORAGE);
 }
 
 static struct rte_ring *mstore_ring(const char *name, unsigned n,
@@ -254,6 +263,7 @@ int mstore_open(struct mstore *m, const struct cfg *c, unsigned n_io,
 		return -1;
 	}
 	wc.lab_commit_delay_us = s->lab_commit_delay_ms * 1000u;
+	wc.debug_on = mstore_storage_debug;
 	if (wc.lab_commit_delay_us)
 		log_warn("LAB ONLY: every queue commit is delayed by %u ms "
 			 "([storage] lab_commit_delay_ms)", s->lab_commit_delay_ms);

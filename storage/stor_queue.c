@@ -72,7 +72,7 @@ static void log_stderr(void *arg, int level, const char *msg)
 	(void)arg;
 	fprintf(stderr, "sluice-storage: %s: %s\n",
 		level <= STOR_LOG_ERR ? "error" : level == STOR_LOG_WARN ?
-		"warning" : "info", msg);
+		"warning" : level == STOR_LOG_INFO ? "info" : "debug", msg);
 }
 
 void stor_queue_log(struct stor_queue *q, int level, const char *fmt, ...)

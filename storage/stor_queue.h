@@ -43,6 +43,7 @@ typedef void (*stor_log_fn)(void *arg, int level, const char *msg);
 #define STOR_LOG_ERR   3
 #define STOR_LOG_WARN  4
 #define STOR_LOG_INFO  6
+#define STOR_LOG_DEBUG 7            /* only when asked for (stor_writer_conf) */
 
 struct stor_queue_conf {
 	const char *path;          /* directory; created 0700 if missing */

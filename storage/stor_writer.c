@@ -371,9 +371,14 @@ static void run_batch_(struct stor_writer *w, unsigned lo, unsigned hi,
 	at_commit = 1;
 	if (stor_queue_used_in(w->q, t, &used))
 		used = w->base_used + w->added;
-	uint64_t now = now_ns();
+	uint64_t now = now_ns(), took;
 	rc = mdb_txn_commit(t);
-	w->st.commit_ns += now_ns() - now;
+	took = now_ns() - now;
+	w->st.commit_ns += took;
+	if (!rc && w->c.debug_on && w->c.debug_on())
+		stor_queue_log(w->q, STOR_LOG_DEBUG, "committed %u submission(s) "
+			       "in %.3f ms, %llu KiB of the map in use", hi - lo,
+			       took / 1e6, (unsigned long long)(used >> 10));
 	if (!rc) {
 		w->used = used;
 		w->ticked = 0;

@@ -53,6 +53,10 @@ struct stor_writer_conf {
 				      * falls behind; not applied by
 				      * stor_writer_poll, cut short once
 				      * stor_writer_stop was called; 0 = off */
+	/* debug_on: when set and returning non-zero, one STOR_LOG_DEBUG line
+	 * per committed batch (size, commit time, queue bytes in use);
+	 * called once per batch from the writer thread */
+	int (*debug_on)(void);
 };
 
 enum stor_op {

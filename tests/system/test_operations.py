@@ -16,6 +16,8 @@ drain, log), through `tests/lab ctl`, checked as an operator would notice:
     that got 250 is delivered to the next hop exactly, drain status ends
     "done"; undrain: a new session gets its 220
   - log debug smtpd on/off and log level warn: visible in sluiced's log
+  - log debug deliver/dsched/storage/stack/ctl on: each writes its lines
+    for a relayed message and a status request; all off: no debug line
 
 Bounded: every wait has a deadline. Starts its own lab
 (conftest.lab_up_env waits for one in use to go away).
@@ -353,3 +355,59 @@ def test_log_levels(env):
     assert "log level info" in ctl_ok("log", "show")
     r = ctl("log", "level", "loud")
     assert r.returncode == 1 and "not a level" in r.stderr
+
+
+def send_one(host, rcpt, subject):
+    """one message through a fresh session; returns the 250's queue id"""
+    def go(host):
+        s = smtplib.SMTP(host, 25, timeout=30)
+        s.ehlo("client.lab.test")
+        s.mail("ops@sender.test")
+        s.rcpt(rcpt)
+        code, text = s.data(("Subject: %s\r\n\r\nbody\r\n" % subject).encode())
+        s.quit()
+        return code, text.decode()
+    code, text = in_lab(go, host, timeout=60)
+    assert code == 250, (code, text)
+    return text.rsplit(" ", 1)[-1]
+
+
+def test_module_debug_lines(env):
+    """each module switch (deliver, dsched, storage, stack, ctl) brings its
+    own debug lines for the mail that goes through, and only while on"""
+    ml, sink, _ = env
+    mods = ("deliver", "dsched", "storage", "stack", "ctl")
+    for m in mods:
+        ctl_ok("log", "debug", m, "on")
+    start = len(log_text(ml))
+    n0 = len(sink.messages())
+    qid = send_one(ml.sluice, "dbg@" + RELAY, "module debug")
+    assert wait_for(lambda: len(sink.messages()) > n0, timeout=30)
+    ctl_ok("status")
+    time.sleep(1.5)                      # the stack's line comes each second
+    new = log_text(ml)[start:]
+    want = {
+        "deliver": r"debug: deliver: io lcore \d+: %s to %s via [0-9.]+:2525: "
+                   r"session, 1 recipient\(s\): 1 2xx 0 4xx 0 5xx" % (qid, RELAY),
+        "deliver connect": r"debug: deliver: io lcore \d+: (connecting to|reusing "
+                           r"the connection to) [0-9.]+:2525 for %s" % RELAY,
+        "dsched": r"debug: dsched: %s: to %s, priority \d, 1 recipient\(s\), "
+                  r"attempt 1" % (qid, RELAY),
+        "storage": r"debug: storage: committed \d+ submission\(s\) in [0-9.]+ ms",
+        "stack": r"debug: stack: io lcore \d+, (last [0-9.]+ s|since start):"
+                 r".*\S",
+        "ctl": r'debug: ctl: request "status": \d+ byte\(s\) of reply in',
+    }
+    for name, rx in want.items():
+        assert re.search(rx, new), "no %s debug line (%s) in:\n%s" % (
+            name, rx, new[-3000:])
+    for m in mods:
+        ctl_ok("log", "debug", m, "off")
+    time.sleep(1.2)     # a stack line being written as it was switched off
+    start = len(log_text(ml))
+    n0 = len(sink.messages())
+    send_one(ml.sluice, "dbg@" + RELAY, "module debug off")
+    assert wait_for(lambda: len(sink.messages()) > n0, timeout=30)
+    ctl_ok("status")
+    time.sleep(1.5)
+    assert "debug:" not in log_text(ml)[start:], log_text(ml)[start:][-2000:]
