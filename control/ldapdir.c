@@ -197,6 +197,29 @@ bool ldapdir_domain_listed(const char *list, const char *dom, size_t n)
 	}
 }
 
+int ldapdir_conn_why(char *out, size_t cap, const char *errstr,
+		     const char *diag, bool tls_begun, const char *ca_file)
+{
+	bool say_diag = diag && diag[0] && strcmp(diag, errstr) != 0 &&
+			strcmp(diag, "(unknown error code)") != 0;
+	int w;
+
+	if (tls_begun)
+		w = snprintf(out, cap, "TLS handshake failed: %s%s%s%s "
+			     "(check that the server's certificate chains to "
+			     "%s%s and names the URI's host)", errstr,
+			     say_diag ? " (" : "", say_diag ? diag : "",
+			     say_diag ? ")" : "",
+			     ca_file[0] ? "tls_ca_file " : "the system CAs",
+			     ca_file);
+	else
+		w = snprintf(out, cap, "%s%s%s%s", errstr, say_diag ? " (" : "",
+			     say_diag ? diag : "", say_diag ? ")" : "");
+	if (w < 0)
+		return -1;
+	return (size_t)w < cap ? w : (int)cap - 1;
+}
+
 int ldapdir_rec_encode(const struct ldapdir_rec *r, uint8_t *out, size_t cap)
 {
 	size_t o = LDAPDIR_REC_HDR;
@@ -311,6 +334,7 @@ struct ldapdir {
 	LDAP *ld, *ald;             /* service, auth connection */
 	uint64_t down_until;        /* monotonic ms; 0 = may connect */
 	bool down_logged;
+	bool tls_begun;             /* TLS connect callback ran (this try) */
 	struct ldapdir_pend pend[LDAPDIR_MAX_PEND];
 	unsigned npend;
 	struct ldapdir_bind bq[LDAPDIR_BINDQ];
@@ -530,7 +554,20 @@ static int ldapdir_wait(struct ldapdir *l, LDAP *ld, int msgid)
 	return err;
 }
 
-/* ldapdir_setup - per-connection options: v3, no referrals, timeouts, TLS */
+/* ldapdir_tls_begun - libldap's TLS connect callback: TCP is up and the
+ * handshake starts, so a failure from here on is a TLS one */
+static int ldapdir_tls_begun(LDAP *ld, void *ssl, void *ctx, void *arg)
+{
+	(void)ld;
+	(void)ssl;
+	(void)ctx;
+	*(bool *)arg = true;
+	return 0;
+}
+
+/* ldapdir_setup - per-connection options: v3, no referrals, timeouts, TLS
+ * (a new TLS context per handle, so tls_ca_file applies and the server's
+ * certificate is always verified, for ldaps:// and StartTLS alike) */
 static int ldapdir_setup(struct ldapdir *l, LDAP *ld)
 {
 	struct timeval tv = { (time_t)(l->c.timeout_ms / 1000),
@@ -550,6 +587,12 @@ static int ldapdir_setup(struct ldapdir *l, LDAP *ld)
 	if (rc == LDAP_SUCCESS)
 		rc = ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
 	if (rc == LDAP_SUCCESS)
+		rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CONNECT_CB,
+				     (void *)ldapdir_tls_begun);
+	if (rc == LDAP_SUCCESS)
+		rc = ldap_set_option(ld, LDAP_OPT_X_TLS_CONNECT_ARG,
+				     &l->tls_begun);
+	if (rc == LDAP_SUCCESS)
 		rc = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero);
 	return rc;
 }
@@ -564,12 +607,15 @@ static LDAP *ldapdir_open(struct ldapdir *l, bool service)
 		LDAP *ld = NULL;
 		int rc = ldap_initialize(&ld, u), msgid;
 
+		l->tls_begun = false;
 		if (rc == LDAP_SUCCESS)
 			rc = ldapdir_setup(l, ld);
 		if (rc == LDAP_SUCCESS)
 			rc = ldap_connect(ld);
 		if (rc == LDAP_SUCCESS && l->c.starttls)
 			rc = ldap_start_tls_s(ld, NULL, NULL);
+		if (rc == LDAP_SUCCESS)
+			l->tls_begun = false;   /* up: later errors not TLS's */
 		if (rc == LDAP_SUCCESS && service && l->c.bind_dn[0]) {
 			struct berval cred = { l->pwlen, l->pw };
 
@@ -586,8 +632,17 @@ static LDAP *ldapdir_open(struct ldapdir *l, bool service)
 			return ld;
 		}
 		LDAPDIR_INC(l, connect_fails);
-		if (!l->down_logged)
-			log_warn("ldap: %s: %s", u, ldap_err2string(rc));
+		if (!l->down_logged) {
+			char *diag = NULL, why[512];
+
+			if (ld)
+				ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE,
+						&diag);
+			ldapdir_conn_why(why, sizeof(why), ldap_err2string(rc),
+					 diag, l->tls_begun, l->c.tls_ca_file);
+			ldap_memfree(diag);
+			log_warn("ldap: %s: %s", u, why);
+		}
 		if (ld)
 			ldap_unbind_ext(ld, NULL, NULL);
 	}

@@ -19,7 +19,10 @@
  * a deadline of timeout_ms), writes every answer into the cache and hands
  * the request back (mstore_xdone, mstore_done). Connecting tries uris in
  * order (failover); when all fail, nothing is tried for retry_s and
- * lookups are answered from the cache at once.
+ * lookups are answered from the cache at once. TLS (ldaps://, or ldap://
+ * with starttls) always verifies the server against tls_ca_file in a
+ * context of the connection's own; a failed handshake is a URI that is
+ * down (never a fall back to clear text), logged as a TLS failure.
  *
  * Cache: LMDB environment STATE_DIR/ldapcache (MDB_NOSYNC: a cache; one
  * that does not open is recreated). Key: lower-cased local@domain. Value
@@ -81,6 +84,14 @@ int ldapdir_route_norm(const char *v, size_t n, char *out, size_t cap);
 /* ldapdir_domain_listed - is domain in a space/comma separated list
  * (case-insensitive); an empty list holds every domain */
 bool ldapdir_domain_listed(const char *list, const char *dom, size_t n);
+
+/* ldapdir_conn_why - the log text for a failed connection attempt:
+ * libldap's error string, its diagnostic when that adds something, and,
+ * if the TLS handshake had begun (tls_begun), that TLS failed and what to
+ * check (ca_file, "" = the system CAs). Length written (truncated to
+ * cap - 1), or -1 */
+int ldapdir_conn_why(char *out, size_t cap, const char *errstr,
+		     const char *diag, bool tls_begun, const char *ca_file);
 
 enum ldapdir_verdict { LDAPDIR_FOUND = 1, LDAPDIR_NOTFOUND = 2 };
 

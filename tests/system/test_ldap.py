@@ -11,6 +11,15 @@ right password 235, wrong 535; slapd stopped: a cached user (past its TTL)
 still 250, a cached unknown still 550, an address never looked up 451
 4.4.3, AUTH 454; slapd back: the 451 address is accepted. slapd is killed
 by its PID even when a test fails. Bounded: < 2 minutes.
+
+TLS toward LDAP (test_ldap_tls, once with ldaps:// and once with ldap:// +
+starttls): a second slapd serves a certificate for 127.0.0.1 from a
+throwaway CA made here with openssl. With tls_ca_file = that CA a known
+user gets 250 and an unknown one 550 5.1.1, and slapd's log shows that
+each search ran on a connection where TLS was established (on the ldaps
+port, or after STARTTLS on the plain one); with tls_ca_file = another
+throwaway CA, the same addresses get 451 4.4.3 (never 550), slapd sees no
+search at all, and sluiced logs a TLS handshake failure for the URI.
 """
 import os
 import re
@@ -63,7 +72,7 @@ pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
-access to attrs=userPassword
+{tls}access to attrs=userPassword
 	by self write
 	by anonymous auth
 	by * none
@@ -131,38 +140,46 @@ def free_port():
 
 
 class Slapd:
-    """our own slapd: config and database in a temp dir, stats log to a file"""
+    """our own slapd: config and database in a temp dir, stats log to a file.
+    tls: (ca, cert, key) files; then it also listens on ldaps_uri"""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, tls=None):
         self.dir = tmp
         self.port = free_port()
         self.uri = "ldap://127.0.0.1:%d" % self.port
+        self.tls_port = free_port() if tls else None
+        self.ldaps_uri = "ldaps://127.0.0.1:%d" % self.tls_port if tls else None
         self.log = os.path.join(tmp, "slapd.log")
         self.proc = None
         os.makedirs(os.path.join(tmp, "db"), exist_ok=True)
         with open(os.path.join(tmp, "sluice.schema"), "w") as f:
             f.write(SCHEMA)
         self.conf = os.path.join(tmp, "slapd.conf")
+        tls_conf = ("TLSCACertificateFile %s\nTLSCertificateFile %s\n"
+                    "TLSCertificateKeyFile %s\n" % tls) if tls else ""
         with open(self.conf, "w") as f:
             f.write(SLAPD_CONF.format(dir=tmp, suffix=SUFFIX, rootdn=ROOTDN,
-                                      rootpw=ROOTPW))
+                                      rootpw=ROOTPW, tls=tls_conf))
 
     def start(self):
         # -d 256: stats (one SRCH line per search) on stderr, foreground
+        urls = [self.uri + "/"] + ([self.ldaps_uri + "/"] if self.tls_port else [])
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [SLAPD, "-f", self.conf, "-h", self.uri + "/", "-d", "256"],
+            [SLAPD, "-f", self.conf, "-h", " ".join(urls), "-d", "256"],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         logf.close()
         end = time.monotonic() + 20
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, "slapd exited:\n" + self.log_text()[-3000:]
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("slapd did not listen:\n" + self.log_text()[-3000:])
+        for port in (self.port, self.tls_port):
+            while port:
+                assert self.proc.poll() is None, "slapd exited:\n" + self.log_text()[-3000:]
+                assert time.monotonic() < end, \
+                    "slapd did not listen:\n" + self.log_text()[-3000:]
+                try:
+                    socket.create_connection(("127.0.0.1", port), 0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -189,8 +206,21 @@ class Slapd:
         return len([l for l in self.log_text().splitlines()
                     if " SRCH base=" in l and addr.lower() in l.lower()])
 
+    def search_conns(self, addr):
+        """{conn id: that connection's log lines up to its first search
+        naming addr}, for every connection that searched for addr"""
+        lines, out = self.log_text().splitlines(), {}
+        for i, l in enumerate(lines):
+            m = re.search(r" conn=(\d+) op=\d+ SRCH base=", l)
+            if m and addr.lower() in l.lower() and m.group(1) not in out:
+                out[m.group(1)] = [x for x in lines[:i]
+                                   if " conn=%s " % m.group(1) in x]
+        return out
 
-@pytest.fixture(scope="module")
+
+# function scope: the lab is one per machine, and test_ldap_tls brings up
+# its own labs after this one is down
+@pytest.fixture
 def env():
     for tool in (SLAPD, LDAPADD):
         if not os.access(tool, os.X_OK):
@@ -392,3 +422,151 @@ def test_ldap_backend(env):
     for pw in (SVC_PW, DAVE_PW, "wrong-password"):
         assert pw not in log
     assert "ldap: service connection to " + sl.uri in log
+
+
+# ---- TLS toward LDAP ----
+
+def openssl(*args, cwd):
+    r = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+
+
+def make_ca(d, name):
+    """a throwaway self-signed CA in d: (cert, key)"""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=sluice test " + name, "-keyout", name + ".key",
+            "-out", name + ".pem", cwd=d)
+    return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
+
+
+def make_server_cert(d, ca, ca_key):
+    """a server certificate for 127.0.0.1 / localhost signed by ca"""
+    with open(os.path.join(d, "srv.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "basicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "srv.key", "-out", "srv.csr", cwd=d)
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", ca, "-CAkey", ca_key,
+            "-CAcreateserial", "-days", "2", "-extfile", "srv.ext",
+            "-out", "srv.pem", cwd=d)
+    return os.path.join(d, "srv.pem"), os.path.join(d, "srv.key")
+
+
+@pytest.fixture(scope="module")
+def tls_slapd():
+    """a slapd on ldap:// (StartTLS) and ldaps://, certificate from a CA
+    made here; also a second CA that signed nothing it serves"""
+    for tool in (SLAPD, LDAPADD):
+        if not os.access(tool, os.X_OK):
+            pytest.fail("%s missing: run scripts/install-deps" % tool)
+    tmp = tempfile.mkdtemp(prefix="sluice-slapd-tls-")
+    try:
+        ca, ca_key = make_ca(tmp, "ca")
+        other_ca, _ = make_ca(tmp, "other-ca")
+        cert, key = make_server_cert(tmp, ca, ca_key)
+        sl = Slapd(tmp, tls=(ca, cert, key))
+        try:
+            sl.start()
+            sl.add(TREE)
+            pwfile = os.path.join(tmp, "bind.pw")
+            with open(pwfile, "w") as f:
+                f.write(SVC_PW + "\n")
+            os.chmod(pwfile, 0o600)
+            yield dict(slapd=sl, ca=ca, other_ca=other_ca, pwfile=pwfile)
+        finally:
+            sl.stop()                 # by its PID (Popen), even on failure
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tls_lab(t, mode, ca):
+    """a lab sluiced whose [ldap] talks TLS to t's slapd: ldaps:// or
+    ldap:// + starttls, tls_ca_file = ca; its lab_up_env variables"""
+    sl = t["slapd"]
+    sets = ["ldap.uris=" + (sl.ldaps_uri if mode == "ldaps" else sl.uri),
+            "ldap.starttls=" + ("yes" if mode == "starttls" else "no"),
+            "ldap.tls_ca_file=" + ca,
+            "ldap.bind_dn=" + SVC_DN,
+            "ldap.bind_password_file=" + t["pwfile"],
+            "ldap.base=" + BASE,
+            "ldap.domains=" + DOM,
+            "ldap.timeout_ms=1000",
+            "ldap.retry_s=1"]
+    args = ["--domain", DOM + ":", "--set", "delivery.enabled=no",
+            "--set", "ldap.enabled=yes"]
+    for x in sets:
+        args += ["--set", x]
+    return lab_up_env(*args)
+
+
+def lab_log(e):
+    with open(e["SLUICE_LOG"], errors="replace") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("mode", ["ldaps", "starttls"])
+def test_ldap_tls(tls_slapd, mode):
+    t, sl = tls_slapd, tls_slapd["slapd"]
+    uri = sl.ldaps_uri if mode == "ldaps" else sl.uri
+    # addresses of this case only: slapd's log is shared by both cases
+    known = {"ldaps": "alice@", "starttls": "bob@"}[mode] + DOM
+    unknown = "nobody-%s@%s" % (mode, DOM)
+    known_bad = {"ldaps": "erin@", "starttls": "carol@"}[mode] + DOM
+    unknown_bad = "ghost-%s@%s" % (mode, DOM)
+
+    # (a) the right CA: real answers, over TLS
+    e = tls_lab(t, mode, t["ca"])
+    try:
+        r = in_lab(rcpts, e["SLUICE_ADDR"], [known, unknown])
+        assert r[0][0] == 250, r
+        assert r[1][0] == 550 and "5.1.1" in r[1][1], r
+        log = lab_log(e)
+        assert "ldap: service connection to %s%s" % (
+            uri, " (STARTTLS)" if mode == "starttls" else "") in log, log[-3000:]
+        assert "TLS handshake failed" not in log, log[-3000:]
+    except BaseException:
+        print("sluiced log tail:\n" + lab_log(e)[-4000:])
+        raise
+    finally:
+        lab_down()
+    for addr in (known, unknown):
+        conns = sl.search_conns(addr)
+        assert len(conns) == 1, (addr, conns, sl.log_text()[-3000:])
+        for cid, lines in conns.items():
+            text = "\n".join(lines)
+            # the search ran on a connection that was TLS before it
+            assert "TLS established" in text, (addr, text)
+            if mode == "ldaps":
+                assert re.search(r"ACCEPT from IP=127\.0\.0\.1:\d+ "
+                                 r"\(IP=127\.0\.0\.1:%d\)" % sl.tls_port,
+                                 text), (addr, text)
+            else:
+                assert re.search(r"ACCEPT from .*:%d\)" % sl.port, text), text
+                assert " STARTTLS" in text, (addr, text)
+                assert text.index(" STARTTLS") < text.index("TLS established")
+            assert 'BIND dn="%s"' % SVC_DN in text, (addr, text)
+
+    # (b) a CA that did not sign slapd's certificate: no answer from LDAP,
+    # so 451 4.4.3 for everyone, and the log says TLS failed
+    e = tls_lab(t, mode, t["other_ca"])
+    try:
+        r = in_lab(rcpts, e["SLUICE_ADDR"], [known_bad, unknown_bad])
+        for x in r:
+            assert x[0] == 451 and "4.4.3" in x[1], r
+        c = counters()
+        assert c["connect_fails"] >= 1 and c["searches"] == 0, c
+        log = lab_log(e)
+        assert re.search(r"ldap: %s: TLS handshake failed: " % re.escape(uri),
+                         log), log[-3000:]
+        assert "chains to tls_ca_file " + t["other_ca"] in log, log[-3000:]
+        assert "service connection to" not in log, log[-3000:]
+    except BaseException:
+        print("sluiced log tail:\n" + lab_log(e)[-4000:])
+        raise
+    finally:
+        lab_down()
+    # slapd never saw a search for them (no fallback to plaintext)
+    assert sl.searches_for(known_bad) == 0 and sl.searches_for(unknown_bad) == 0

@@ -3,7 +3,8 @@
  * RFC 4515 escaping and filter expansion (no filter injection), route
  * attribute values as destinations, the [ldap] domains list, cache record
  * encode/decode (round trip, damage refused) and the freshness rule that
- * decides between answering, asking LDAP, and 451.
+ * decides between answering, asking LDAP, and 451; the text logged for
+ * a connection that failed (a TLS failure named as one).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -275,6 +276,58 @@ static void test_rec_age(void **state)
 	}
 }
 
+static void test_conn_why(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *err, *diag;
+		bool tls;
+		const char *ca, *want;
+	} cases[] = {
+		{ "refused", "Can't contact LDAP server", NULL, false, "",
+		  "Can't contact LDAP server" },
+		{ "diag added", "Invalid credentials", "bad password", false,
+		  "", "Invalid credentials (bad password)" },
+		{ "diag repeats the error", "Connect error", "Connect error",
+		  false, "", "Connect error" },
+		/* GnuTLS-built libldap: ldaps:// with an untrusted cert */
+		{ "tls, uninformative diag", "Can't contact LDAP server",
+		  "(unknown error code)", true, "/etc/ca.pem",
+		  "TLS handshake failed: Can't contact LDAP server (check "
+		  "that the server's certificate chains to tls_ca_file "
+		  "/etc/ca.pem and names the URI's host)" },
+		/* OpenSSL-built libldap says why */
+		{ "tls, system CAs", "Connect error",
+		  "certificate verify failed", true, "",
+		  "TLS handshake failed: Connect error (certificate verify "
+		  "failed) (check that the server's certificate chains to "
+		  "the system CAs and names the URI's host)" },
+		{ "tls, empty diag", "Connect error", "", true, "/c.pem",
+		  "TLS handshake failed: Connect error (check that the "
+		  "server's certificate chains to tls_ca_file /c.pem and "
+		  "names the URI's host)" },
+	};
+	char out[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int w = ldapdir_conn_why(out, sizeof(out), cases[i].err,
+					 cases[i].diag, cases[i].tls,
+					 cases[i].ca);
+
+		if (w < 0 || strcmp(out, cases[i].want) != 0 ||
+		    (size_t)w != strlen(out)) {
+			print_error("case %s: %d \"%s\"\n", cases[i].name, w,
+				    out);
+			fail();
+		}
+	}
+	/* truncated, still terminated; the length is what was written */
+	assert_int_equal(ldapdir_conn_why(out, 8, "Connect error", NULL, true,
+					  ""), 7);
+	assert_string_equal(out, "TLS han");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -285,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_rec_roundtrip),
 		cmocka_unit_test(test_rec_damage),
 		cmocka_unit_test(test_rec_age),
+		cmocka_unit_test(test_conn_why),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
