@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <limits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -438,8 +440,8 @@ static bool huge_free(void)
 
 static void eal_init(const struct gen_memif *m)
 {
-	static char args[12][320];
-	char *argv[13];
+	static char args[14][320];
+	char *argv[15];
 	int argc = 0;
 	char cpus[256];
 	if (m->cpus)
@@ -451,9 +453,12 @@ static void eal_init(const struct gen_memif *m)
 	ARG("sluice-bench");
 	ARG("--lcores=0@(%s)", cpus);
 	ARG("--file-prefix=%s", m->file_prefix);
-	ARG("--in-memory");
-	if (no_huge)
+	if (no_huge) { /* --in-memory needs hugepages; --no-shconf: no runtime files */
 		ARG("--no-huge");
+		ARG("--no-shconf");
+	} else {
+		ARG("--in-memory");
+	}
 	ARG("-m%u", m->mem_mb);
 	ARG("--no-pci");
 	ARG("--no-telemetry");
@@ -634,10 +639,15 @@ void sb_dpdk_stats(char *buf, size_t n)
 
 void sb_dpdk_stop(void)
 {
+	char dir[PATH_MAX];
 	if (D.up) {
 		rte_eth_dev_stop(D.port);
-		rte_eth_dev_close(D.port);
+		rte_eth_dev_close(D.port); /* the driver removes a socket file */
 		D.up = false;
 	}
+	/* --no-shconf leaves an empty /var/run/dpdk/PREFIX behind */
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
 	rte_eal_cleanup();
+	if (dir[0])
+		rmdir(dir); /* only if empty: never another process's files */
 }
