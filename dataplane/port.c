@@ -350,8 +350,17 @@ int port_open(struct port *p, const struct nicprof *prof,
 			rte_eth_promiscuous_enable(p->id);
 	}
 	if ((rc = rte_eth_dev_start(p->id)) != 0) {
-		snprintf(err, errlen, "port %u (%s): rte_eth_dev_start: %s",
-			 p->id, p->name, rte_strerror(-rc));
+		/* a net_memif client connects to its server's socket in
+		 * dev_start, once: without a server listening it fails with
+		 * EPERM, which says nothing to an operator */
+		bool memif = strcmp(p->driver, "net_memif") == 0 &&
+			     strstr(prof->vdev, "role=client") != NULL;
+
+		snprintf(err, errlen, "port %u (%s): rte_eth_dev_start: %s%s",
+			 p->id, p->name, rte_strerror(-rc), memif ?
+			 " (memif client: is the memif server listening on "
+			 "the socket in [device] vdev? start it first, e.g. "
+			 "sluice-bench gen --transport memif)" : "");
 		return -1;
 	}
 	if (rte_eth_dev_get_mtu(p->id, &p->mtu) != 0)
