@@ -391,6 +391,9 @@ static void ds_sub_update_prep(struct ds_msg *m, uint64_t now,
 	x->sub.qid = m->qid;
 	x->sub.u.upd.attempt_us = now;
 	x->sub.u.upd.next_attempt_us = m->hold ? DS_HOLD : m->next_us;
+	/* a delay notice is sent once, also across restarts (persisted with
+	 * the next update: a crash before it may repeat the notice) */
+	x->sub.u.upd.set_flags = m->delay_sent ? STOR_MSG_DELAY_SENT : 0;
 	x->sub.u.upd.nupd = x->nupd;
 	x->sub.u.upd.upd = x->upd;
 	m->unc++;
@@ -799,6 +802,7 @@ static struct ds_msg *ds_add(struct dsched *s, uint64_t qid,
 	m->attempts = mm->attempts;
 	m->heap_pos = UINT32_MAX;
 	m->hold = mm->next_attempt_us == DS_HOLD;
+	m->delay_sent = mm->flags & STOR_MSG_DELAY_SENT;
 	m->next_us = work ? mm->next_attempt_us : 0;
 	if (rte_hash_add_key_data(s->msgs, &qid, m) < 0) {
 		free(m);

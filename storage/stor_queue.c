@@ -695,6 +695,7 @@ int stor_queue_txn_update(struct stor_queue *q, MDB_txn *t, uint64_t qid,
 	if (u->nupd)
 		m.attempts++;
 	m.next_attempt_us = u->next_attempt_us;
+	m.flags |= u->set_flags;
 	if ((rc = put_meta(q, t, qid, &m)))
 		return rc;
 	rc = stor_queue_txn_index(q, t, qid, &m, 1);

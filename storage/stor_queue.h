@@ -203,6 +203,7 @@ struct stor_update {
 	uint64_t next_attempt_us;   /* next attempt for pending recipients */
 	uint32_t nupd;
 	const struct stor_rcpt_upd *upd;
+	uint16_t set_flags;         /* STOR_MSG_* OR-ed into the message's */
 };
 
 /* enqueue: body (iov concatenation) + metadata + index entries.
@@ -211,7 +212,7 @@ struct stor_update {
 int stor_queue_txn_enqueue(struct stor_queue *q, MDB_txn *t, uint64_t qid,
 			   const struct stor_msg *m, const struct iovec *iov,
 			   unsigned iovcnt, size_t body_len);
-/* update: recipient states/replies, attempts, next attempt; indexes
+/* update: recipient states/replies, attempts, next attempt, flags set; indexes
  * follow. Errors (clean): MDB_NOTFOUND, EINVAL (bad index/state) */
 int stor_queue_txn_update(struct stor_queue *q, MDB_txn *t, uint64_t qid,
 			  const struct stor_update *u);

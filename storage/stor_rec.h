@@ -63,6 +63,7 @@ enum stor_rcpt_state {
 #define STOR_MSG_RET_HDRS  0x0002   /* RFC 3461 RET=HDRS */
 #define STOR_MSG_8BITMIME  0x0004
 #define STOR_MSG_SMTPUTF8  0x0008
+#define STOR_MSG_DELAY_SENT 0x0010  /* a delay notice went out (dsched) */
 
 struct stor_rcpt {
 	struct stor_str addr;       /* forward path, no angle brackets */

@@ -37,7 +37,8 @@ What a user would notice, checked here:
     answering 451: exactly one "delayed" notice (Status 4.3.0,
     Will-Retry-Until = arrival + max_lifetime, the 451 in Diagnostic-Code;
     a NOTIFY=FAILURE recipient in the same message is not listed), more
-    attempts without a second notice; once the next hop accepts, both
+    attempts without a second notice, also after a kill -9 and restart of
+    sluiced (the notice is recorded in the queue); once the next hop accepts, both
     recipients delivered and no further notice
   - a notice's queue priority is [smtp] notify_priority (set to 1 here,
     the default for other mail is 4): seen with queue show while the
@@ -440,6 +441,15 @@ def test_delay_notice_once(e):
         e.diag("no further attempts after the delay notice")
     assert len(e.notices_to(sender)) == 1, e.diag("%d delay notices" % len(e.notices_to(sender)))
     assert qid in queue_ids()
+    # kill -9 and restart: the notice was recorded with the message (the
+    # next update after it), so the rebuilt scheduler sends no second one
+    r = subprocess.run([LAB, "restart", "--kill"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    n_at_restart = refused()
+    assert wait_for(lambda: refused() >= n_at_restart + 3, timeout=20), \
+        e.diag("no attempts after the restart")
+    assert len(e.notices_to(sender)) == 1, e.diag("%d delay notices after a restart" %
+                                                  len(e.notices_to(sender)))
     # the next hop accepts again (a restarted sink: sluiced reuses connections)
     e.c.stop()
     e.c.args = []

@@ -205,7 +205,9 @@ static void update_and_delete(void **st)
 		{ 0, STOR_RCPT_PENDING, STOR_STR("451 4.3.0 later") },
 	};
 	struct stor_sub s = { .op = STOR_OP_UPDATE, .qid = qid };
-	s.u.upd = (struct stor_update){ 1700000001000000ull, 1700000060000000ull, 2, u };
+	s.u.upd = (struct stor_update){ 1700000001000000ull, 1700000060000000ull, 2, u,
+					STOR_MSG_DELAY_SENT };
+	uint16_t flags0 = t.m.flags;
 	assert_int_equal(sync_submit(f->p, &s), 0);
 	qfix_reopen(f);
 	assert_int_equal(f->rep.sched_rebuilt, 0);
@@ -218,6 +220,8 @@ static void update_and_delete(void **st)
 	assert_int_equal(stor_reader_msg(r, qid, &m, rc, 8), 0);
 	assert_int_equal(m.attempts, 1);
 	assert_true(m.next_attempt_us == 1700000060000000ull);
+	/* set_flags is OR-ed in: the enqueued flags stay */
+	assert_int_equal(m.flags, flags0 | STOR_MSG_DELAY_SENT);
 	assert_int_equal(rc[1].state, STOR_RCPT_DELIVERED);
 	assert_int_equal(rc[1].attempts, 1);
 	assert_memory_equal(rc[1].reply.p, "250 2.0.0 ok", 12);
