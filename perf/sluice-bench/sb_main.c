@@ -1,6 +1,7 @@
 /*
  * sb_main.c - sluice-bench: SMTP load generator ("gen") and sink ("sink")
- * over kernel sockets. See docs/performance.md, section sluice-bench.
+ * over kernel sockets; gen also over memif with sluice's TCP stack
+ * (--transport memif). See docs/performance.md, section sluice-bench.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,7 +14,8 @@ int sb_sink_main(int argc, char **argv);
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-		fputs("usage: sluice-bench gen [OPTIONS]   load generator (gen --help)\n"
+		fputs("usage: sluice-bench gen [OPTIONS]   load generator (gen --help;\n"
+		      "                                   --transport kernel|memif)\n"
 		      "       sluice-bench sink [OPTIONS]  receiving server (sink --help)\n",
 		      argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
