@@ -21,6 +21,8 @@ What a user would notice, checked here:
   - SIGKILL of sluiced during delivery with a slow next hop: after the
     restart every acknowledged message is delivered (at least once, exact
     body) and a link closed before the kill is still closed
+  - Postfix's smtp-sink as the next hop: 2000 messages from smtp-source,
+    each dumped exactly once with smtp-source's body, no deferral
 
 Failures print the tail of sluiced's log and the sink's counts and log.
 Bounded: every wait has a deadline; the module takes < 5 minutes.
@@ -38,7 +40,7 @@ import time
 import pytest
 
 from conftest import wait_for
-from smtplab import (BUILD, LAB, STOR, LabThread, SinkProc, check_body, in_lab, lab_cmd, lab_down,
+from smtplab import (BUILD, LAB, STOR, LabThread, PostfixSink, SinkProc, check_body, in_lab, lab_cmd, lab_down,
                      make_body, mail_lab_up, qid_of)
 
 RELAY = "relay.test"          # routed to peer:2525 by mail_lab_up
@@ -576,6 +578,60 @@ def test_many_connections_no_spurious_deferrals():
         deferred = [ln for ln in log.splitlines() if "status=deferred" in ln]
         assert not deferred, diag(sink, "%d deferrals with the next hop up, e.g.\n%s" % (
             len(deferred), "\n".join(deferred[:5])))
+    finally:
+        sink.stop()
+        lab_down_if_ours(pid)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_postfix_smtp_sink_next_hop():
+    """Postfix's smtp-sink as the next hop (another MTA's SMTP server, not
+    ours): 2000 1 KB messages from 20 smtp-source sessions, each arrives
+    exactly once (smtp-sink -d dumps one file per message: matched by the
+    queue id in sluiced's Received header), every body identical to what
+    smtp-source sent (its filler lines), no deferral"""
+    n = 2000
+    work = tempfile.mkdtemp(prefix="sluice-relay-pfsink-", dir="/var/tmp")
+    os.chmod(work, 0o755)      # smtp-sink writes its dumps as nobody
+    try:
+        ml = mail_lab_up("--set", "smtp.per_client_max_conns=0")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    MAIL_LOG[0] = ml.log
+    pid = lab_pid()
+    sink = PostfixSink(os.path.join(work, "pfsink"), port=2525)
+    try:
+        sink.start()
+        r = ml.exec("smtp-source", "-v", "-s", "20", "-m", str(n), "-l", "1024",
+                    "-f", "pf@" + SENDER_DOM, "-t", "pf@" + RELAY, "%s:25" % ml.sluice,
+                    timeout=120, check=False)
+        ids = SOURCE_QID.findall(r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace"))
+        assert r.returncode == 0 and len(set(ids)) == n, (r.returncode, len(set(ids)))
+        assert wait_for(lambda: len(sink.dumps()) >= n, timeout=60, step=0.5), \
+            "%d of %d messages reached smtp-sink: %s" % (len(sink.dumps()), n, sink.counters())
+        time.sleep(1)      # a duplicate would come late
+        seen, bodies = {}, set()
+        for path, _ in sink.dumps():
+            data = open(path, "rb").read()
+            head, sep, body = data.partition(b"\n\n")
+            assert sep, "%s: no header/body separator" % path
+            q = re.findall(rb"by sluice\.lab \(sluice\) with E?SMTP id ([0-9A-Z]{13})", head)
+            assert len(q) == 1, "%s: sluiced's Received id %s" % (path, q)
+            seen[q[0].decode()] = seen.get(q[0].decode(), 0) + 1
+            bodies.add(body)
+        assert set(seen) == set(ids), "missing %s, unexpected %s" % (
+            sorted(set(ids) - set(seen))[:5], sorted(set(seen) - set(ids))[:5])
+        dup = [q for q, c in seen.items() if c > 1]
+        assert not dup, "delivered more than once: %s" % dup[:5]
+        assert len(bodies) == 1, "%d different bodies" % len(bodies)
+        body = bodies.pop()
+        lines = body.split(b"\n")
+        assert len(body) > 900 and lines[0].startswith(b"1XXXX"), body[:200]
+        log = open(ml.log, errors="replace").read()
+        deferred = [ln for ln in log.splitlines() if "status=deferred" in ln]
+        assert not deferred, "%d deferrals, e.g.\n%s" % (len(deferred), "\n".join(deferred[:5]))
+        assert sink.counters().get("mesg") == n, sink.counters()
     finally:
         sink.stop()
         lab_down_if_ours(pid)
