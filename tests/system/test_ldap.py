@@ -218,6 +218,18 @@ class Slapd:
         return out
 
 
+def start_with_tree(sl, tmp):
+    """start slapd sl, load the test tree; the service account's password
+    file (0600 in tmp) for [ldap] bind_password_file"""
+    sl.start()
+    sl.add(TREE)
+    pwfile = os.path.join(tmp, "bind.pw")
+    with open(pwfile, "w") as f:
+        f.write(SVC_PW + "\n")
+    os.chmod(pwfile, 0o600)
+    return pwfile
+
+
 # function scope: the lab is one per machine, and test_ldap_tls brings up
 # its own labs after this one is down
 @pytest.fixture
@@ -229,12 +241,7 @@ def env():
     sl = Slapd(tmp)
     lab_up_ok = False
     try:
-        sl.start()
-        sl.add(TREE)
-        pwfile = os.path.join(tmp, "bind.pw")
-        with open(pwfile, "w") as f:
-            f.write(SVC_PW + "\n")
-        os.chmod(pwfile, 0o600)
+        pwfile = start_with_tree(sl, tmp)
         e = lab_up_env(
             "--domain", DOM + ":", "--domain", "local.test:localuser",
             "--set", "delivery.enabled=no",
@@ -469,12 +476,7 @@ def tls_slapd():
         cert, key = make_server_cert(tmp, ca, ca_key)
         sl = Slapd(tmp, tls=(ca, cert, key))
         try:
-            sl.start()
-            sl.add(TREE)
-            pwfile = os.path.join(tmp, "bind.pw")
-            with open(pwfile, "w") as f:
-                f.write(SVC_PW + "\n")
-            os.chmod(pwfile, 0o600)
+            pwfile = start_with_tree(sl, tmp)
             yield dict(slapd=sl, ca=ca, other_ca=other_ca, pwfile=pwfile)
         finally:
             sl.stop()                 # by its PID (Popen), even on failure

@@ -27,6 +27,7 @@ What a user would notice, checked here:
 Failures print the tail of sluiced's log and the sink's counts and log.
 Bounded: every wait has a deadline; the module takes < 5 minutes.
 """
+import contextlib
 import email
 import email.policy
 import os
@@ -551,23 +552,37 @@ def test_sigkill_during_delivery():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def test_many_connections_no_spurious_deferrals():
-    """20 connections per destination (the default), 4000 messages from 20
-    smtp-source sessions, sink up throughout: all delivered within 30 s
-    (default retry schedule: a deferral costs a minute) and no deferral
-    logged"""
-    work = tempfile.mkdtemp(prefix="sluice-relay-conns-", dir="/var/tmp")
+@contextlib.contextmanager
+def own_lab_and_sink(sink_cls, *lab_args):
+    """a lab of this test's own (mail_lab_up LAB_ARGS) and a sink_cls
+    (SinkProc or PostfixSink) on the peer's port 2525 in a work dir;
+    everything stopped and removed afterwards"""
+    work = tempfile.mkdtemp(prefix="sluice-relay-", dir="/var/tmp")
+    os.chmod(work, 0o755)      # smtp-sink writes its dumps as nobody
     try:
-        ml = mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
-                         "--set", "smtp.per_client_max_conns=0")
+        ml = mail_lab_up(*lab_args)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     MAIL_LOG[0] = ml.log
     pid = lab_pid()
-    sink = SinkProc(os.path.join(work, "sink"), port=2525)
+    sink = sink_cls(os.path.join(work, "sink"), port=2525)
     try:
         sink.start()
+        yield ml, sink
+    finally:
+        sink.stop()
+        lab_down_if_ours(pid)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_many_connections_no_spurious_deferrals():
+    """20 connections per destination (the default), 4000 messages from 20
+    smtp-source sessions, sink up throughout: all delivered within 30 s
+    (default retry schedule: a deferral costs a minute) and no deferral
+    logged"""
+    with own_lab_and_sink(SinkProc, "--route", "%s=peer:2525" % SENDER_DOM,
+                          "--set", "smtp.per_client_max_conns=0") as (ml, sink):
         r = ml.exec("smtp-source", "-v", "-s", "20", "-m", "4000", "-l", "1024",
                     "-f", "mc@" + SENDER_DOM, "-t", "mc@" + RELAY, "%s:25" % ml.sluice,
                     timeout=120, check=False)
@@ -578,10 +593,6 @@ def test_many_connections_no_spurious_deferrals():
         deferred = [ln for ln in log.splitlines() if "status=deferred" in ln]
         assert not deferred, diag(sink, "%d deferrals with the next hop up, e.g.\n%s" % (
             len(deferred), "\n".join(deferred[:5])))
-    finally:
-        sink.stop()
-        lab_down_if_ours(pid)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_postfix_smtp_sink_next_hop():
@@ -591,18 +602,7 @@ def test_postfix_smtp_sink_next_hop():
     queue id in sluiced's Received header), every body identical to what
     smtp-source sent (its filler lines), no deferral"""
     n = 2000
-    work = tempfile.mkdtemp(prefix="sluice-relay-pfsink-", dir="/var/tmp")
-    os.chmod(work, 0o755)      # smtp-sink writes its dumps as nobody
-    try:
-        ml = mail_lab_up("--set", "smtp.per_client_max_conns=0")
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    MAIL_LOG[0] = ml.log
-    pid = lab_pid()
-    sink = PostfixSink(os.path.join(work, "pfsink"), port=2525)
-    try:
-        sink.start()
+    with own_lab_and_sink(PostfixSink, "--set", "smtp.per_client_max_conns=0") as (ml, sink):
         r = ml.exec("smtp-source", "-v", "-s", "20", "-m", str(n), "-l", "1024",
                     "-f", "pf@" + SENDER_DOM, "-t", "pf@" + RELAY, "%s:25" % ml.sluice,
                     timeout=120, check=False)
@@ -632,7 +632,3 @@ def test_postfix_smtp_sink_next_hop():
         deferred = [ln for ln in log.splitlines() if "status=deferred" in ln]
         assert not deferred, "%d deferrals, e.g.\n%s" % (len(deferred), "\n".join(deferred[:5]))
         assert sink.counters().get("mesg") == n, sink.counters()
-    finally:
-        sink.stop()
-        lab_down_if_ours(pid)
-        shutil.rmtree(work, ignore_errors=True)
