@@ -216,19 +216,21 @@ def lab_down_if_ours(pid):
 
 # ---------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="class")
-def env():
+@contextlib.contextmanager
+def own_lab_and_sink(sink_cls, *lab_args, sink_args=()):
+    """a lab of this test's own (mail_lab_up LAB_ARGS) and a sink_cls
+    (SinkProc or PostfixSink, with SINK_ARGS) on the peer's port 2525 in a
+    work dir; everything stopped and removed afterwards"""
     work = tempfile.mkdtemp(prefix="sluice-relay-", dir="/var/tmp")
+    os.chmod(work, 0o755)      # smtp-sink writes its dumps as nobody
     try:
-        ml = _class_lab_up()
+        ml = mail_lab_up(*lab_args)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     MAIL_LOG[0] = ml.log
     pid = lab_pid()
-    sink = SinkProc(os.path.join(work, "sink"), port=2525,
-                    args=["--rcpt-reply", "bad@%s=550 5.1.1 no such user" % RELAY,
-                          "--rcpt-reply", "slow@%s=451 4.3.0 try later" % RELAY])
+    sink = sink_cls(os.path.join(work, "sink"), port=2525, args=list(sink_args))
     try:
         sink.start()
         yield ml, sink
@@ -238,12 +240,19 @@ def env():
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _class_lab_up():
-    return mail_lab_up("--route", "%s=peer:2525" % SENDER_DOM,
-                     "--set", "delivery.retry_schedule=2s,2s,3s",
-                     "--set", "delivery.max_lifetime=%ds" % LIFETIME_S,
-                     "--set", "delivery.delay_warning=0",
-                     "--set", "delivery.max_conns_per_dest=1")
+@pytest.fixture(scope="class")
+def env():
+    with own_lab_and_sink(SinkProc, *CLASS_LAB_ARGS,
+                          sink_args=["--rcpt-reply", "bad@%s=550 5.1.1 no such user" % RELAY,
+                                     "--rcpt-reply", "slow@%s=451 4.3.0 try later" % RELAY]) as e:
+        yield e
+
+
+CLASS_LAB_ARGS = ("--route", "%s=peer:2525" % SENDER_DOM,
+                  "--set", "delivery.retry_schedule=2s,2s,3s",
+                  "--set", "delivery.max_lifetime=%ds" % LIFETIME_S,
+                  "--set", "delivery.delay_warning=0",
+                  "--set", "delivery.max_conns_per_dest=1")
 
 
 # ---------------------------------------------------------------- tests
@@ -549,30 +558,6 @@ def test_sigkill_during_delivery():
             lab_down()
         else:
             print("the lab now runs on another state dir: someone else's, left alone")
-        shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def own_lab_and_sink(sink_cls, *lab_args):
-    """a lab of this test's own (mail_lab_up LAB_ARGS) and a sink_cls
-    (SinkProc or PostfixSink) on the peer's port 2525 in a work dir;
-    everything stopped and removed afterwards"""
-    work = tempfile.mkdtemp(prefix="sluice-relay-", dir="/var/tmp")
-    os.chmod(work, 0o755)      # smtp-sink writes its dumps as nobody
-    try:
-        ml = mail_lab_up(*lab_args)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    MAIL_LOG[0] = ml.log
-    pid = lab_pid()
-    sink = sink_cls(os.path.join(work, "sink"), port=2525)
-    try:
-        sink.start()
-        yield ml, sink
-    finally:
-        sink.stop()
-        lab_down_if_ours(pid)
         shutil.rmtree(work, ignore_errors=True)
 
 
